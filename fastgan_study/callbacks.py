@@ -7,7 +7,7 @@ Docs: https://fastgan-study.github.io/fastgan_study/callbacks.html.md"""
 # %% auto #0
 __all__ = ['GANMetrics', 'save_grid', 'SampleGrids', 'RichProgress']
 
-# %% ../nbs/04_callbacks.ipynb #5db5f599
+# %% ../nbs/04_callbacks.ipynb #5d6d6b1b
 import csv, time
 from pathlib import Path
 import torch
@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import Progress, BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from .models import generate
 
-# %% ../nbs/04_callbacks.ipynb #216692e2
+# %% ../nbs/04_callbacks.ipynb #91b24283
 class GANMetrics(Callback):
     "Per-epoch mean generator and critic losses, optimizer updates and wall time, kept in `rows` and appended to `fname` (CSV)."
     run_after = GANTrainer
@@ -45,7 +45,7 @@ class GANMetrics(Callback):
             if new: w.writeheader()
             w.writerow(row)
 
-# %% ../nbs/04_callbacks.ipynb #d931f1dd
+# %% ../nbs/04_callbacks.ipynb #068e39b4
 def save_grid(imgs:torch.Tensor, # images in [0, 1], (n, c, h, w)
               fname, # PNG file to write
               nrow:int=8, # images per row
@@ -59,7 +59,7 @@ def save_grid(imgs:torch.Tensor, # images in [0, 1], (n, c, h, w)
     im.resize((im.width * scale, im.height * scale), Image.NEAREST).save(fname)
     return fname
 
-# %% ../nbs/04_callbacks.ipynb #a9c8ed3d
+# %% ../nbs/04_callbacks.ipynb #baeca30f
 class SampleGrids(Callback):
     "After every epoch (and before the first), save a grid generated from one fixed noise batch to `path/epoch_NNN.png`."
     order = GANMetrics.order + 1
@@ -73,7 +73,7 @@ class SampleGrids(Callback):
     def after_epoch(self): self._save(self.epoch + 1)
     def _save(self, e): save_grid(generate(self.learn.model.generator, self.z), Path(self.path)/f'epoch_{e:03d}.png')
 
-# %% ../nbs/04_callbacks.ipynb #03dfd755
+# %% ../nbs/04_callbacks.ipynb #861dc53e
 class RichProgress(Callback):
     "Rich progress over all batches of a fit: epoch, batch, smoothed losses, elapsed time and ETA; one line per epoch."
     order = GANMetrics.order + 2

@@ -7,17 +7,17 @@ Docs: https://fastgan-study.github.io/fastgan_study/core.html.md"""
 # %% auto #0
 __all__ = ['FastGANError', 'check_choice', 'set_seed', 'device_name', 'versions', 'atomic_write', 'save_yaml', 'load_yaml']
 
-# %% ../nbs/00_core.ipynb #3acd6458
-import difflib, os, platform, random, sys, tempfile
+# %% ../nbs/00_core.ipynb #2f3ffc5c
+import difflib, os, platform, tempfile
 from pathlib import Path
 import numpy as np, torch, yaml
 from fastai.torch_core import set_seed as _fastai_set_seed, default_device
 
-# %% ../nbs/00_core.ipynb #52cf63ca
+# %% ../nbs/00_core.ipynb #c428df5a
 class FastGANError(ValueError):
     "An error the user can fix: the CLI prints its message as one line and exits with status 2."
 
-# %% ../nbs/00_core.ipynb #26bdce43
+# %% ../nbs/00_core.ipynb #91d6cb46
 def check_choice(value:str, # what the user typed
                  choices, # the valid names
                  what:str): # what kind of thing it names, e.g. 'recipe'
@@ -28,28 +28,28 @@ def check_choice(value:str, # what the user typed
     hint = f" did you mean '{near[0]}'?" if near else ""
     raise FastGANError(f"unknown {what} '{value}':{hint} choose one of {', '.join(map(str, choices))}")
 
-# %% ../nbs/00_core.ipynb #e15fbddb
+# %% ../nbs/00_core.ipynb #5c4a4af8
 def set_seed(seed:int): # the run's seed
     "Seed python, numpy and torch, and ask cuDNN for deterministic kernels."
     _fastai_set_seed(seed, reproducible=True)
 
-# %% ../nbs/00_core.ipynb #0b9ca0f6
+# %% ../nbs/00_core.ipynb #4eb24411
 def device_name(device=None): # None for the best available, or 'cpu', 'cuda', 'cuda:1', 'mps'
     "The torch device a run will use, as a string."
     return str(default_device() if device is None else torch.device(device))
 
-# %% ../nbs/00_core.ipynb #c00bb00d
+# %% ../nbs/00_core.ipynb #1799eb79
 def versions():
     "Versions of python and the libraries that decide a run's numbers."
     import fastai, fastcore, torchvision
     from importlib.metadata import version, PackageNotFoundError
     try: ours = version('fastgan_study')
     except PackageNotFoundError: ours = 'unknown'
-    return dict(python=platform.python_version(), fastgan_study=ours, torch=torch.__version__,
-                torchvision=torchvision.__version__, fastai=fastai.__version__, fastcore=fastcore.__version__,
-                numpy=np.__version__, cuda=torch.version.cuda)
+    v = dict(python=platform.python_version(), fastgan_study=ours, torch=torch.__version__, torchvision=torchvision.__version__,
+             fastai=fastai.__version__, fastcore=fastcore.__version__, numpy=np.__version__, cuda=torch.version.cuda)
+    return {k: None if x is None else str(x) for k, x in v.items()}
 
-# %% ../nbs/00_core.ipynb #2b4092d4
+# %% ../nbs/00_core.ipynb #caaaffac
 def atomic_write(path, # the file to (re)write
                  write): # called with a temporary path; must write the whole file there
     "Call `write(tmp)` then move `tmp` onto `path` in one step, so `path` is always complete."
@@ -63,7 +63,7 @@ def atomic_write(path, # the file to (re)write
         if os.path.exists(tmp): os.remove(tmp)
     return path
 
-# %% ../nbs/00_core.ipynb #81e8e357
+# %% ../nbs/00_core.ipynb #0aa9fe9f
 def save_yaml(d:dict, path): # plain data, written with `yaml.safe_dump`
     "Write `d` to `path` as YAML, atomically."
     return atomic_write(path, lambda p: p.write_text(yaml.safe_dump(d, sort_keys=False)))

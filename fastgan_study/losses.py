@@ -7,10 +7,10 @@ Docs: https://fastgan-study.github.io/fastgan_study/losses.html.md"""
 # %% auto #0
 __all__ = ['LOSSES', 'gan_crit_loss', 'nsgan_gen_loss', 'wgan_crit_loss', 'wgan_gen_loss']
 
-# %% ../nbs/03_losses.ipynb #1dd0622e
+# %% ../nbs/03_losses.ipynb #c661ec3f
 import math, torch, torch.nn.functional as F
 
-# %% ../nbs/03_losses.ipynb #cbc0e070
+# %% ../nbs/03_losses.ipynb #960e6a7e
 def gan_crit_loss(real_pred, fake_pred):
     "Critic loss: BCE of real logits against 1 plus BCE of fake logits against 0."
     real_pred, fake_pred = real_pred.reshape(-1), fake_pred.reshape(-1)
@@ -22,7 +22,7 @@ def nsgan_gen_loss(fake_pred, output=None, target=None):
     fake_pred = fake_pred.reshape(-1)
     return F.binary_cross_entropy_with_logits(fake_pred, torch.ones_like(fake_pred))
 
-# %% ../nbs/03_losses.ipynb #b732d538
+# %% ../nbs/03_losses.ipynb #34d69f8d
 def wgan_crit_loss(real_pred, fake_pred):
     "WGAN critic loss (fastai's sign): mean D(real) − mean D(fake)."
     return real_pred.mean() - fake_pred.mean()
@@ -31,5 +31,5 @@ def wgan_gen_loss(fake_pred, output=None, target=None):
     "WGAN generator loss (fastai's sign): mean D(fake)."
     return fake_pred.mean()
 
-# %% ../nbs/03_losses.ipynb #20998285
+# %% ../nbs/03_losses.ipynb #56b63e20
 LOSSES = dict(bce=(nsgan_gen_loss, gan_crit_loss), wgan=(wgan_gen_loss, wgan_crit_loss))

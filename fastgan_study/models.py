@@ -8,13 +8,13 @@ Docs: https://fastgan-study.github.io/fastgan_study/models.html.md"""
 __all__ = ['ARCHS', 'dcgan_start', 'dcgan_generator', 'dcgan_critic', 'init_dcgan_', 'basic_nets', 'dcgan_nets', 'gan_nets',
            'count_params', 'generate']
 
-# %% ../nbs/02_models.ipynb #7a0f1cd9
+# %% ../nbs/02_models.ipynb #6d3bf6f4
 import torch, torch.nn as nn
 from functools import partial
 from fastai.vision.gan import basic_generator, basic_critic
 from .core import FastGANError, check_choice
 
-# %% ../nbs/02_models.ipynb #9eb386d0
+# %% ../nbs/02_models.ipynb #990a3f12
 def dcgan_start(size:int): # image height and width
     "The (start size, number of doublings) a DCGAN uses to make size×size images."
     s, k = size, 0
@@ -23,7 +23,7 @@ def dcgan_start(size:int): # image height and width
         raise FastGANError(f"the dcgan model cannot make {size}×{size} images: use 4 to 7 times a power of two, e.g. 16, 28, 32 or 64")
     return s, k
 
-# %% ../nbs/02_models.ipynb #0998ed06
+# %% ../nbs/02_models.ipynb #196af2a8
 def dcgan_generator(size:int=64, # output height and width
                     n_channels:int=3, # output channels
                     nz:int=100, # size of the noise vector
@@ -37,7 +37,7 @@ def dcgan_generator(size:int=64, # output height and width
         nf //= 2
     return nn.Sequential(*layers, nn.ConvTranspose2d(nf, n_channels, 4, 2, 1, bias=False), nn.Tanh())
 
-# %% ../nbs/02_models.ipynb #d0c5b11e
+# %% ../nbs/02_models.ipynb #548ff67d
 def dcgan_critic(size:int=64, # input height and width
                  n_channels:int=3, # input channels
                  n_features:int=64): # width of the first layer (doubles with depth)
@@ -49,7 +49,7 @@ def dcgan_critic(size:int=64, # input height and width
         nf *= 2
     return nn.Sequential(*layers, nn.Conv2d(nf, 1, s, 1, 0, bias=False), nn.Flatten(0))
 
-# %% ../nbs/02_models.ipynb #cda4ee20
+# %% ../nbs/02_models.ipynb #47637acc
 def init_dcgan_(m:nn.Module):
     "DCGAN initialisation, in place: conv weights ~ N(0, 0.02), BatchNorm weights ~ N(1, 0.02), biases 0."
     for l in m.modules():
@@ -59,7 +59,7 @@ def init_dcgan_(m:nn.Module):
         elif isinstance(l, nn.BatchNorm2d): nn.init.normal_(l.weight, 1.0, 0.02); nn.init.zeros_(l.bias)
     return m
 
-# %% ../nbs/02_models.ipynb #270586a7
+# %% ../nbs/02_models.ipynb #92c736ad
 def basic_nets(size, n_channels, nz, n_features):
     "fastai's `basic_generator` and `basic_critic` (LeakyReLU 0.2), for power-of-two sizes from 8."
     if size < 8 or size & (size - 1): raise FastGANError(f"the basic model makes powers of two from 8 (e.g. 16, 32, 64), not {size}")
@@ -73,7 +73,7 @@ def dcgan_nets(size, n_channels, nz, n_features):
 
 ARCHS = dict(dcgan=dcgan_nets, basic=basic_nets)
 
-# %% ../nbs/02_models.ipynb #999b36b7
+# %% ../nbs/02_models.ipynb #8d2c260a
 def gan_nets(arch:str='dcgan', # a name in `ARCHS`
              size:int=64, # image height and width
              n_channels:int=3, # image channels
@@ -82,10 +82,10 @@ def gan_nets(arch:str='dcgan', # a name in `ARCHS`
     "The (generator, critic) pair of architecture `arch`."
     return ARCHS[check_choice(arch, ARCHS, 'architecture')](size, n_channels, nz, n_features)
 
-# %% ../nbs/02_models.ipynb #3a8ee0f4
+# %% ../nbs/02_models.ipynb #d99ae220
 def count_params(m:nn.Module): return sum(p.numel() for p in m.parameters())
 
-# %% ../nbs/02_models.ipynb #e704b8ea
+# %% ../nbs/02_models.ipynb #2478c1ad
 @torch.no_grad()
 def generate(generator:nn.Module, # a generator with `tanh` output
              z:torch.Tensor): # noise, (n, nz)

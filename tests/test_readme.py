@@ -1,0 +1,35 @@
+"""README.md is generated from nbs/index.ipynb (nbdev-readme needs Quarto, which these machines lack).
+Regenerate with `python tests/test_readme.py`; the test fails when the two disagree."""
+import json, re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+def readme_from_index(nb=ROOT/'nbs'/'index.ipynb'):
+    "README text: markdown cells as they are, code cells (minus `#|` directives) as python blocks, hidden cells left out."
+    parts = []
+    for c in json.loads(Path(nb).read_text())['cells']:
+        src = ''.join(c['source']).strip()
+        if c['cell_type'] == 'markdown': parts.append(src); continue
+        lines = src.splitlines()
+        if any(re.match(r'#\|\s*hide', l) for l in lines): continue
+        code = '\n'.join(l for l in lines if not l.startswith('#|')).strip()
+        if code: parts.append(f"```python\n{code}\n```")
+    return '\n\n'.join(parts) + '\n'
+
+def test_readme_matches_index():
+    assert (ROOT/'README.md').read_text() == readme_from_index(), "README.md is stale: run `python tests/test_readme.py`"
+
+def test_readme_first_screen_has_both_commands():
+    first = (ROOT/'README.md').read_text().splitlines()[:25]
+    assert any('fastgan_study train' in l for l in first)
+    assert any('bash tests/run.sh' in l for l in first)
+
+def test_ci_runs_the_readme_test_command():
+    cmd = next(l for l in (ROOT/'README.md').read_text().splitlines() if 'tests/run.sh' in l)
+    ci = (ROOT/'.ci'/'run').read_text()
+    assert 'pip install -e ".[dev]"' in cmd and 'pip install -e ".[dev]"' in ci
+    assert 'bash tests/run.sh' in ci
+
+if __name__ == '__main__':
+    (ROOT/'README.md').write_text(readme_from_index()); print('wrote README.md')
