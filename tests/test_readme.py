@@ -28,8 +28,8 @@ def test_readme_first_screen_has_both_commands():
 def test_ci_runs_the_readme_test_command():
     cmd = next(l for l in (ROOT/'README.md').read_text().splitlines() if 'tests/run.sh' in l)
     ci = (ROOT/'.ci'/'run').read_text()
-    assert 'pip install -e ".[dev]"' in cmd and 'pip install -e ".[dev]"' in ci
-    assert 'bash tests/run.sh' in ci
+    assert cmd.strip().strip('`').startswith('pip install -e ".[dev]"')
+    assert cmd.strip().strip('`') in ci.splitlines()   # CI runs the README's line exactly
 
 if __name__ == '__main__':
     (ROOT/'README.md').write_text(readme_from_index()); print('wrote README.md')

@@ -1,0 +1,17 @@
+import os, subprocess, sys
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent/'shared'/'data'
+# a tiny but real run: two epochs on the sevens of digits, width 8
+TINY = ['--classes', '7', '--epochs', '2', '--bs', '16', '--n-features', '8', '--no-progress', '--device', 'cpu']
+
+def cli(*args, cwd=None):
+    "Run the installed `fastgan_study` command; returns the CompletedProcess."
+    exe = Path(sys.executable).parent/'fastgan_study'
+    env = dict(os.environ, PYTHONWARNINGS='ignore')
+    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
+
+@pytest.fixture
+def run_cli(): return cli
