@@ -7,7 +7,7 @@ Docs: https://fastgan-study.github.io/fastgan_study/callbacks.html.md"""
 # %% auto #0
 __all__ = ['GANMetrics', 'save_grid', 'SampleGrids', 'RichProgress']
 
-# %% ../nbs/04_callbacks.ipynb #5d6d6b1b
+# %% ../nbs/04_callbacks.ipynb #98ae8a7d
 import csv, time
 from pathlib import Path
 import torch
@@ -20,32 +20,38 @@ from rich.console import Console
 from rich.progress import Progress, BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from .models import generate
 
-# %% ../nbs/04_callbacks.ipynb #91b24283
+# %% ../nbs/04_callbacks.ipynb #20e40aa7
 class GANMetrics(Callback):
-    "Per-epoch mean generator and critic losses, optimizer updates and wall time, kept in `rows` and appended to `fname` (CSV)."
+    "Per-epoch mean generator and critic losses, optimizer updates and training time, kept in `rows` and appended to `fname` (CSV)."
     run_after = GANTrainer
-    def __init__(self, fname=None): store_attr(); self.rows = []
+    def __init__(self, fname=None): store_attr(); self.rows, self.columns = [], []
+    def add_columns(self, names):
+        "Declare extra columns (scores measured by other callbacks) before the first row is written."
+        self.columns += [n for n in names if n not in self.columns]
     def before_fit(self): self.n_gen = self.n_crit = 0; self.elapsed = 0.
-    def before_epoch(self): self.gen_sum, self.crit_sum, self.n_g, self.n_c, self.t0 = 0., 0., 0, 0, time.perf_counter()
+    def before_epoch(self):
+        self.gen_sum, self.crit_sum, self.n_g, self.n_c, self.t0, self.extra = 0., 0., 0, 0, time.perf_counter(), {}
     def after_loss(self):
         if not self.training: return
         if self.learn.gan_trainer.gen_mode: self.gen_sum, self.n_g = self.gen_sum + self.learn.loss.detach(), self.n_g + 1
         else:                               self.crit_sum, self.n_c = self.crit_sum + self.learn.loss.detach(), self.n_c + 1
+    def after_train(self): self.dt = time.perf_counter() - self.t0   # training time only: scores measured later are timed apart
     def after_epoch(self):
-        dt = time.perf_counter() - self.t0
+        dt = getattr(self, 'dt', time.perf_counter() - self.t0)
         self.n_gen, self.n_crit, self.elapsed = self.n_gen + self.n_g, self.n_crit + self.n_c, self.elapsed + dt
         mean = lambda s, n: float(s / n) if n else float('nan')
-        self.rows.append(dict(epoch=self.epoch + 1, gen_loss=mean(self.gen_sum, self.n_g), crit_loss=mean(self.crit_sum, self.n_c),
-                              gen_updates=self.n_gen, crit_updates=self.n_crit, time=round(dt, 3), elapsed=round(self.elapsed, 3)))
+        row = dict(epoch=self.epoch + 1, gen_loss=mean(self.gen_sum, self.n_g), crit_loss=mean(self.crit_sum, self.n_c),
+                   gen_updates=self.n_gen, crit_updates=self.n_crit, time=round(dt, 3), elapsed=round(self.elapsed, 3))
+        self.rows.append({**row, **{c: self.extra.get(c, '') for c in self.columns}, **self.extra})
         if self.fname: self._append(self.rows[-1])
     def _append(self, row):
         new = not Path(self.fname).exists()
         with open(self.fname, 'a', newline='') as f:
-            w = csv.DictWriter(f, fieldnames=list(row))
+            w = csv.DictWriter(f, fieldnames=list(self.rows[0])[:7] + self.columns, extrasaction='ignore')   # declared columns only
             if new: w.writeheader()
             w.writerow(row)
 
-# %% ../nbs/04_callbacks.ipynb #068e39b4
+# %% ../nbs/04_callbacks.ipynb #6bf54b47
 def save_grid(imgs:torch.Tensor, # images in [0, 1], (n, c, h, w)
               fname, # PNG file to write
               nrow:int=8, # images per row
@@ -59,7 +65,7 @@ def save_grid(imgs:torch.Tensor, # images in [0, 1], (n, c, h, w)
     im.resize((im.width * scale, im.height * scale), Image.NEAREST).save(fname)
     return fname
 
-# %% ../nbs/04_callbacks.ipynb #baeca30f
+# %% ../nbs/04_callbacks.ipynb #746d28c5
 class SampleGrids(Callback):
     "After every epoch (and before the first), save a grid generated from one fixed noise batch to `path/epoch_NNN.png`."
     order = GANMetrics.order + 1
@@ -73,7 +79,7 @@ class SampleGrids(Callback):
     def after_epoch(self): self._save(self.epoch + 1)
     def _save(self, e): save_grid(generate(self.learn.model.generator, self.z), Path(self.path)/f'epoch_{e:03d}.png')
 
-# %% ../nbs/04_callbacks.ipynb #861dc53e
+# %% ../nbs/04_callbacks.ipynb #b49a6a55
 class RichProgress(Callback):
     "Rich progress over all batches of a fit: epoch, batch, smoothed losses, elapsed time and ETA; one line per epoch."
     order = GANMetrics.order + 2
