@@ -6,10 +6,10 @@ Docs: https://fastgan-study.github.io/fastgan_study/learner.html.md"""
 
 # %% auto #0
 __all__ = ['RECIPES', 'OPTS', 'RUN_FILES', 'torch_opt', 'recipe_settings', 'gan_learner', 'tiny_gan_learner', 'run_dir',
-           'plot_losses', 'plot_final', 'save_model', 'load_generator', 'train']
+           'plot_losses', 'plot_final', 'save_model', 'load_generator', 'final_scores', 'train']
 
-# %% ../nbs/06_learner.ipynb #14dd909c
-import shutil, time, datetime
+# %% ../nbs/06_learner.ipynb #2a07031b
+import shutil, time, datetime, warnings
 from functools import partial
 from pathlib import Path
 import torch, torch.nn as nn
@@ -25,20 +25,20 @@ from .models import gan_nets, count_params, generate
 from .losses import LOSSES
 from .callbacks import GANMetrics, SampleGrids, RichProgress, save_grid
 
-# %% ../nbs/06_learner.ipynb #7fe68548
+# %% ../nbs/06_learner.ipynb #bb6b46e0
 RECIPES = dict(
     dcgan=dict(arch='dcgan', loss='bce', opt='adam', lr=2e-4, betas=(0.5, 0.999), n_crit=1, clip=None),
     wgan=dict(arch='basic', loss='wgan', opt='rmsprop', lr=5e-5, betas=None, n_crit=5, clip=0.01))
 OPTS = dict(adam=torch.optim.Adam, rmsprop=torch.optim.RMSprop, sgd=torch.optim.SGD)
 
-# %% ../nbs/06_learner.ipynb #4f860948
+# %% ../nbs/06_learner.ipynb #224a88ad
 def torch_opt(opt:str='adam', # 'adam', 'rmsprop' or 'sgd'
               betas=None): # Adam's (β1, β2)
     "A fastai `opt_func` wrapping a PyTorch optimizer."
     kw = dict(betas=tuple(betas)) if betas is not None and opt == 'adam' else {}
     return partial(OptimWrapper, opt=OPTS[check_choice(opt, OPTS, 'optimizer')], **kw)
 
-# %% ../nbs/06_learner.ipynb #0eba6b33
+# %% ../nbs/06_learner.ipynb #47afa2e5
 def recipe_settings(recipe:str='dcgan', **overrides):
     "The recipe's settings with `overrides` (those not None) applied, checked."
     s = {**RECIPES[check_choice(recipe, RECIPES, 'recipe')], **{k: v for k, v in overrides.items() if v is not None}}
@@ -47,7 +47,7 @@ def recipe_settings(recipe:str='dcgan', **overrides):
     if s['n_crit'] < 1: raise FastGANError(f"n_crit must be at least 1, got {s['n_crit']}")
     return dict(recipe=recipe, **s)
 
-# %% ../nbs/06_learner.ipynb #4f4b0a2f
+# %% ../nbs/06_learner.ipynb #cb53d755
 def gan_learner(dls, # from `gan_dls`: (noise, image) batches with `dls.noise`
                 recipe:str='dcgan', # a name in `RECIPES`
                 n_features:int=64, # network width (see `gan_nets`)
@@ -67,12 +67,12 @@ def gan_learner(dls, # from `gan_dls`: (noise, image) batches with `dls.noise`
     learn.settings = dict(s, n_features=n_features, generator_params=count_params(G), critic_params=count_params(D))
     return learn
 
-# %% ../nbs/06_learner.ipynb #85705aa0
+# %% ../nbs/06_learner.ipynb #625d1999
 def tiny_gan_learner(recipe='dcgan', **kwargs):
     "A learner small enough for examples and tests: digits at 16×16, batches of 8, width 8, on the CPU."
     return gan_learner(gan_dls('digits', size=16, bs=8, device='cpu'), recipe, n_features=8, **kwargs)
 
-# %% ../nbs/06_learner.ipynb #2f8e28bb
+# %% ../nbs/06_learner.ipynb #cc5ff082
 @patch
 def sample(self:GANLearner, n:int=64, # how many images
            seed:int=None): # seed of the noise (None: torch's global RNG)
@@ -80,8 +80,8 @@ def sample(self:GANLearner, n:int=64, # how many images
     g = None if seed is None else torch.Generator().manual_seed(seed)
     return generate(self.model.generator, self.dls.noise.sample(n, generator=g))
 
-# %% ../nbs/06_learner.ipynb #3ed41445
-RUN_FILES = ('config.yaml', 'metrics.csv', 'samples', 'losses.png', 'model.pth', 'report.html')
+# %% ../nbs/06_learner.ipynb #ff46f48e
+RUN_FILES = ('config.yaml', 'metrics.csv', 'samples', 'losses.png', 'model.pth', 'scores.yaml', 'report.html')
 
 def run_dir(out=None, # the run folder (None: a new folder under runs/ named after `name`)
             name:str='run', # base name for a new folder
@@ -98,7 +98,7 @@ def run_dir(out=None, # the run folder (None: a new folder under runs/ named aft
     out.mkdir(parents=True, exist_ok=True)
     return out
 
-# %% ../nbs/06_learner.ipynb #7c03f9b3
+# %% ../nbs/06_learner.ipynb #19633041
 def plot_losses(rows:list, # `GANMetrics.rows`
                 fname, # PNG to write
                 loss:str='bce'): # the run's loss, for the labels
@@ -113,7 +113,7 @@ def plot_losses(rows:list, # `GANMetrics.rows`
     atomic_write(fname, lambda p: fig.savefig(p, format='png')); plt.close(fig)
     return fname
 
-# %% ../nbs/06_learner.ipynb #7d7553c2
+# %% ../nbs/06_learner.ipynb #deeb76a6
 def plot_final(fake:torch.Tensor, # generated images in [0, 1]
                real:torch.Tensor, # real images in [0, 1]
                fname, # PNG to write
@@ -127,7 +127,7 @@ def plot_final(fake:torch.Tensor, # generated images in [0, 1]
     atomic_write(fname, lambda p: fig.savefig(p, format='png')); plt.close(fig)
     return fname
 
-# %% ../nbs/06_learner.ipynb #88b2e766
+# %% ../nbs/06_learner.ipynb #877e8f9e
 def save_model(learn, fname, z:torch.Tensor, config:dict):
     "Save generator, critic, optimizer state, fixed noise `z` and `config` to `fname`, atomically."
     state = dict(generator=learn.model.generator.state_dict(), critic=learn.model.critic.state_dict(),
@@ -145,13 +145,31 @@ def load_generator(run): # a run folder or its model.pth
     G.config, G.fixed_noise = c, state['fixed_noise']
     return G
 
-# %% ../nbs/06_learner.ipynb #68b03772
+# %% ../nbs/06_learner.ipynb #ed5af436
+def final_scores(learn, # a trained GANLearner from `gan_learner`
+                 score:str='auto', # auto, domain, fid, kid or none
+                 seed:int=0, n:int=None):
+    "The run's closing scores as a dict of `metrics.Score` (empty for 'none', or 'auto' on unlabelled data)."
+    from fastgan_study.metrics import measure, InceptionFeatures
+    from fastgan_study.domain import domain_scores
+    score = check_choice(score, ('auto', 'domain', 'fid', 'kid', 'none'), 'score')
+    real = learn.dls.images
+    labelled = len(real.labels.unique()) >= 2
+    if score == 'auto': score = 'domain' if labelled else 'none'
+    if score == 'none': return {}
+    n = n or len(real)
+    if score == 'domain':
+        if not labelled: raise FastGANError(f"the domain score needs images of at least 2 labelled classes; {real.source} has one: use --score fid, kid or none")
+        return domain_scores(real, learn, n=n, seed=seed)
+    return measure(real, learn, scores=(score,), n=n, seed=seed)
+
+# %% ../nbs/06_learner.ipynb #efb9f433
 def _check_train_args(epochs, bs, n_samples):
     if epochs < 1: raise FastGANError(f"epochs must be at least 1, got {epochs}")
     if bs < 1: raise FastGANError(f"bs must be at least 1, got {bs}")
     if n_samples < 1: raise FastGANError(f"n_samples must be at least 1, got {n_samples}")
 
-# %% ../nbs/06_learner.ipynb #de3bd629
+# %% ../nbs/06_learner.ipynb #9378fb6e
 def train(data='digits', # 'digits', a folder of images, an .npz file, or a fastai URLs name (mnist, cifar10, ...)
           size:int=16, # image height and width
           recipe:str='dcgan', # 'dcgan' or 'wgan'
@@ -169,6 +187,7 @@ def train(data='digits', # 'digits', a folder of images, an .npz file, or a fast
           force:bool=False, # overwrite the run files in an existing --out folder
           device:str=None, # cpu, cuda, cuda:1, mps (default: the best available)
           n_samples:int=64, # images per sample grid
+          score:str='auto', # final score: auto (domain classifier for labelled data), domain, fid, kid or none
           progress:bool=True): # show a progress bar
     "Train a GAN on `data` and write a run folder: config, per-epoch metrics and samples, loss curves, and the model."
     _check_train_args(epochs, bs, n_samples)
@@ -195,6 +214,9 @@ def train(data='digits', # 'digits', a folder of images, an .npz file, or a fast
     plot_losses(learn.gan_metrics.rows, out/'losses.png', loss=settings['loss'])
     real = dls.images.images[torch.randperm(len(dls.images), generator=torch.Generator().manual_seed(seed))[:n_samples]] / 255
     plot_final(generate(learn.model.generator, grids.z), real, out/'samples'/'final.png', f'generated (epoch {epochs}, fixed noise)')
+    try: learn.scores = final_scores(learn, score, seed=seed)
+    except FastGANError as e: learn.scores = {}; warnings.warn(f"the run is saved but was not scored: {e}")
+    if learn.scores: save_yaml({k: v.to_dict() for k, v in learn.scores.items()}, out/'scores.yaml')
     save_yaml(dict(config, status='done', seconds=round(time.perf_counter() - t0, 1)), out/'config.yaml')
     learn.path = out
     return learn

