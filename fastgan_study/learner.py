@@ -8,7 +8,7 @@ Docs: https://fastgan-study.github.io/fastgan_study/learner.html.md"""
 __all__ = ['RECIPES', 'OPTS', 'RUN_FILES', 'torch_opt', 'recipe_settings', 'gan_learner', 'tiny_gan_learner', 'run_dir',
            'plot_losses', 'plot_final', 'save_model', 'load_generator', 'final_scores', 'train']
 
-# %% ../nbs/06_learner.ipynb #2a07031b
+# %% ../nbs/06_learner.ipynb #f0a23809
 import shutil, time, datetime, warnings
 from functools import partial
 from pathlib import Path
@@ -25,20 +25,20 @@ from .models import gan_nets, count_params, generate
 from .losses import LOSSES
 from .callbacks import GANMetrics, SampleGrids, RichProgress, save_grid
 
-# %% ../nbs/06_learner.ipynb #bb6b46e0
+# %% ../nbs/06_learner.ipynb #e3f29992
 RECIPES = dict(
     dcgan=dict(arch='dcgan', loss='bce', opt='adam', lr=2e-4, betas=(0.5, 0.999), n_crit=1, clip=None),
     wgan=dict(arch='basic', loss='wgan', opt='rmsprop', lr=5e-5, betas=None, n_crit=5, clip=0.01))
 OPTS = dict(adam=torch.optim.Adam, rmsprop=torch.optim.RMSprop, sgd=torch.optim.SGD)
 
-# %% ../nbs/06_learner.ipynb #224a88ad
+# %% ../nbs/06_learner.ipynb #3da9ad60
 def torch_opt(opt:str='adam', # 'adam', 'rmsprop' or 'sgd'
               betas=None): # Adam's (β1, β2)
     "A fastai `opt_func` wrapping a PyTorch optimizer."
     kw = dict(betas=tuple(betas)) if betas is not None and opt == 'adam' else {}
     return partial(OptimWrapper, opt=OPTS[check_choice(opt, OPTS, 'optimizer')], **kw)
 
-# %% ../nbs/06_learner.ipynb #47afa2e5
+# %% ../nbs/06_learner.ipynb #9fee6333
 def recipe_settings(recipe:str='dcgan', **overrides):
     "The recipe's settings with `overrides` (those not None) applied, checked."
     s = {**RECIPES[check_choice(recipe, RECIPES, 'recipe')], **{k: v for k, v in overrides.items() if v is not None}}
@@ -47,7 +47,7 @@ def recipe_settings(recipe:str='dcgan', **overrides):
     if s['n_crit'] < 1: raise FastGANError(f"n_crit must be at least 1, got {s['n_crit']}")
     return dict(recipe=recipe, **s)
 
-# %% ../nbs/06_learner.ipynb #cb53d755
+# %% ../nbs/06_learner.ipynb #53fe5444
 def gan_learner(dls, # from `gan_dls`: (noise, image) batches with `dls.noise`
                 recipe:str='dcgan', # a name in `RECIPES`
                 n_features:int=64, # network width (see `gan_nets`)
@@ -67,12 +67,12 @@ def gan_learner(dls, # from `gan_dls`: (noise, image) batches with `dls.noise`
     learn.settings = dict(s, n_features=n_features, generator_params=count_params(G), critic_params=count_params(D))
     return learn
 
-# %% ../nbs/06_learner.ipynb #625d1999
+# %% ../nbs/06_learner.ipynb #d39cbcc9
 def tiny_gan_learner(recipe='dcgan', **kwargs):
     "A learner small enough for examples and tests: digits at 16×16, batches of 8, width 8, on the CPU."
     return gan_learner(gan_dls('digits', size=16, bs=8, device='cpu'), recipe, n_features=8, **kwargs)
 
-# %% ../nbs/06_learner.ipynb #cc5ff082
+# %% ../nbs/06_learner.ipynb #b0d8f290
 @patch
 def sample(self:GANLearner, n:int=64, # how many images
            seed:int=None): # seed of the noise (None: torch's global RNG)
@@ -80,7 +80,7 @@ def sample(self:GANLearner, n:int=64, # how many images
     g = None if seed is None else torch.Generator().manual_seed(seed)
     return generate(self.model.generator, self.dls.noise.sample(n, generator=g))
 
-# %% ../nbs/06_learner.ipynb #ff46f48e
+# %% ../nbs/06_learner.ipynb #0267558c
 RUN_FILES = ('config.yaml', 'metrics.csv', 'samples', 'losses.png', 'model.pth', 'scores.yaml', 'report.html')
 
 def run_dir(out=None, # the run folder (None: a new folder under runs/ named after `name`)
@@ -98,7 +98,7 @@ def run_dir(out=None, # the run folder (None: a new folder under runs/ named aft
     out.mkdir(parents=True, exist_ok=True)
     return out
 
-# %% ../nbs/06_learner.ipynb #19633041
+# %% ../nbs/06_learner.ipynb #67125c69
 def plot_losses(rows:list, # `GANMetrics.rows`
                 fname, # PNG to write
                 loss:str='bce'): # the run's loss, for the labels
@@ -113,7 +113,7 @@ def plot_losses(rows:list, # `GANMetrics.rows`
     atomic_write(fname, lambda p: fig.savefig(p, format='png')); plt.close(fig)
     return fname
 
-# %% ../nbs/06_learner.ipynb #deeb76a6
+# %% ../nbs/06_learner.ipynb #bddf088b
 def plot_final(fake:torch.Tensor, # generated images in [0, 1]
                real:torch.Tensor, # real images in [0, 1]
                fname, # PNG to write
@@ -127,7 +127,7 @@ def plot_final(fake:torch.Tensor, # generated images in [0, 1]
     atomic_write(fname, lambda p: fig.savefig(p, format='png')); plt.close(fig)
     return fname
 
-# %% ../nbs/06_learner.ipynb #877e8f9e
+# %% ../nbs/06_learner.ipynb #1390a38f
 def save_model(learn, fname, z:torch.Tensor, config:dict):
     "Save generator, critic, optimizer state, fixed noise `z` and `config` to `fname`, atomically."
     state = dict(generator=learn.model.generator.state_dict(), critic=learn.model.critic.state_dict(),
@@ -145,7 +145,17 @@ def load_generator(run): # a run folder or its model.pth
     G.config, G.fixed_noise = c, state['fixed_noise']
     return G
 
-# %% ../nbs/06_learner.ipynb #ed5af436
+# %% ../nbs/06_learner.ipynb #74bc3d5d
+def _score_callback(real, score, every, seed):
+    "A `ScoreCallback` measuring the Fréchet distance of the run's score (domain features for labelled data, else Inception)."
+    from fastgan_study.metrics import ScoreCallback, InceptionFeatures
+    from fastgan_study.domain import domain_classifier
+    labelled = len(real.labels.unique()) >= 2
+    domain = score == 'domain' or (score == 'auto' and labelled)
+    ext = domain_classifier(real) if domain else InceptionFeatures()
+    return ScoreCallback(real, scores=('fid',), extractor=ext, every=every, n=min(len(real), 1000 if domain else 2048), seed=seed,
+                         prefix='domain_' if domain else '', allow_few=not domain)
+
 def final_scores(learn, # a trained GANLearner from `gan_learner`
                  score:str='auto', # auto, domain, fid, kid or none
                  seed:int=0, n:int=None):
@@ -163,13 +173,13 @@ def final_scores(learn, # a trained GANLearner from `gan_learner`
         return domain_scores(real, learn, n=n, seed=seed)
     return measure(real, learn, scores=(score,), n=n, seed=seed)
 
-# %% ../nbs/06_learner.ipynb #efb9f433
+# %% ../nbs/06_learner.ipynb #a1e16a1d
 def _check_train_args(epochs, bs, n_samples):
     if epochs < 1: raise FastGANError(f"epochs must be at least 1, got {epochs}")
     if bs < 1: raise FastGANError(f"bs must be at least 1, got {bs}")
     if n_samples < 1: raise FastGANError(f"n_samples must be at least 1, got {n_samples}")
 
-# %% ../nbs/06_learner.ipynb #9378fb6e
+# %% ../nbs/06_learner.ipynb #f97f90d2
 def train(data='digits', # 'digits', a folder of images, an .npz file, or a fastai URLs name (mnist, cifar10, ...)
           size:int=16, # image height and width
           recipe:str='dcgan', # 'dcgan' or 'wgan'
@@ -188,6 +198,7 @@ def train(data='digits', # 'digits', a folder of images, an .npz file, or a fast
           device:str=None, # cpu, cuda, cuda:1, mps (default: the best available)
           n_samples:int=64, # images per sample grid
           score:str='auto', # final score: auto (domain classifier for labelled data), domain, fid, kid or none
+          score_every:int=0, # also measure the Fréchet distance every N epochs into metrics.csv (0: only at the end)
           progress:bool=True): # show a progress bar
     "Train a GAN on `data` and write a run folder: config, per-epoch metrics and samples, loss curves, and the model."
     _check_train_args(epochs, bs, n_samples)
@@ -205,6 +216,7 @@ def train(data='digits', # 'digits', a folder of images, an .npz file, or a fast
     save_yaml(config, out/'config.yaml')
     grids = SampleGrids(out/'samples', n=n_samples, seed=seed)
     learn.add_cbs([GANMetrics(out/'metrics.csv'), grids] + ([RichProgress()] if progress else []))
+    if score_every: learn.add_cb(_score_callback(dls.images, score, score_every, seed))
     t0 = time.perf_counter()
     try:
         with learn.no_bar(), learn.no_logging(): learn.fit(epochs)

