@@ -34,8 +34,8 @@ def hand(epochs, batches, size, n_channels, nz=100, n_features=64, lr=2e-4, beta
     "A minimal PyTorch GAN loop: `batches()` gives one epoch of (noise, real); returns (G, D)."
     G, D = gan_nets('dcgan', size, n_channels, nz, n_features)
     opt_g, opt_d = torch.optim.Adam(G.parameters(), lr, betas=betas), torch.optim.Adam(D.parameters(), lr, betas=betas)
+    gen_mode = False   # one critic step, one generator step, alternating across epoch boundaries (our BalanceSwitcher)
     for epoch in range(epochs):
-        gen_mode = epoch > 0   # fastai's GANTrainer switches to the generator at each validation, so later epochs start with it
         for z, real in batches():
             if gen_mode:
                 loss = nsgan_gen_loss(D(G(z)))

@@ -7,7 +7,7 @@ Docs: https://fastgan-study.github.io/fastgan_study/cli.html.md"""
 # %% auto #0
 __all__ = ['COMMANDS', 'fid', 'usage', 'run_summary', 'score_lines', 'main']
 
-# %% ../nbs/11_cli.ipynb #1fb89fe6
+# %% ../nbs/11_cli.ipynb #4861ce35
 import sys, warnings
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')   # raised by a dependency at import; not ours to fix
 from pathlib import Path
@@ -17,7 +17,7 @@ from .core import FastGANError, check_choice
 from .learner import train
 from .metrics import measure, InceptionFeatures, as_images, _named_source
 
-# %% ../nbs/11_cli.ipynb #d8fdc113
+# %% ../nbs/11_cli.ipynb #ff6f2e10
 def fid(a:str, # real images: a folder, an .npz file, a data name (digits, mnist, ...) or a run folder
         b:str, # generated images: a folder, an .npz file or a run folder (sampled on the fly)
         dims:int=2048, # Inception features: 64, 192, 768 or 2048 (pool3, the standard)
@@ -49,14 +49,16 @@ def usage():
     return "usage: fastgan_study COMMAND [options]\n\ncommands:\n" + "\n".join(lines) + \
            "\n\nRun `fastgan_study COMMAND --help` for a command's options."
 
-# %% ../nbs/11_cli.ipynb #7ac57c6b
+# %% ../nbs/11_cli.ipynb #5fa1971a
 def run_summary(learn):
     "Lines naming the files a `train` run wrote, with the final losses."
     out, r = Path(learn.path), learn.gan_metrics.rows[-1]
     files = [('config.yaml', 'every setting, resolved'), ('metrics.csv', 'losses, updates and time per epoch'),
              ('losses.png', 'loss curves'), ('samples/', f"{len(list((out/'samples').glob('epoch_*.png')))} fixed-noise grids"),
              ('samples/final.png', 'last grid beside real images'), ('model.pth', 'generator + critic, to sample again')]
-    head = (f"trained {learn.settings['recipe']} for {r['epoch']} epochs ({r['gen_updates']} generator and {r['crit_updates']} critic updates) "
+    st = learn.settings
+    head = (f"trained {st['recipe']} ({st['arch']} nets: generator {st['generator_params']:,} and critic {st['critic_params']:,} parameters; "
+            f"{st['loss']} loss) for {r['epoch']} epochs ({r['gen_updates']} generator and {r['crit_updates']} critic updates) "
             f"in {r['elapsed']:.0f}s: gen_loss {r['gen_loss']:.3f}, crit_loss {r['crit_loss']:.3f}")
     if getattr(learn, 'scores', None): files.append(('scores.yaml', 'final scores with their protocol cards'))
     return [head, f"run folder {out}/"] + [f"  {f:<18} {d}" for f, d in files] + score_lines(getattr(learn, 'scores', {}))
@@ -70,7 +72,7 @@ def score_lines(scores:dict):
 
 def _num(v): return str(int(v)) if float(v).is_integer() else f"{v:.4f}"
 
-# %% ../nbs/11_cli.ipynb #df4bba34
+# %% ../nbs/11_cli.ipynb #9659b647
 def main(argv=None): # arguments after the program name (default: sys.argv[1:])
     "Entry point of the `fastgan_study` command; returns the exit status."
     argv = sys.argv[1:] if argv is None else list(argv)

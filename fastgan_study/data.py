@@ -6,10 +6,10 @@ Docs: https://fastgan-study.github.io/fastgan_study/data.html.md"""
 
 # %% auto #0
 __all__ = ['URL_NAMES', 'ImageSet', 'digits_images', 'npz_images', 'folder_images', 'url_images', 'stacked_mnist_images',
-           'resize_images', 'set_channels', 'select_classes', 'load_images', 'Noise', 'ToSigned', 'TensorDL',
-           'gan_dblock', 'gan_dls']
+           'resize_images', 'set_channels', 'select_classes', 'load_images', 'Noise', 'ToSigned', 'ToUnit', 'TensorDL',
+           'Labels', 'gan_dblock', 'gan_dls']
 
-# %% ../nbs/01_data.ipynb #0c65d062
+# %% ../nbs/01_data.ipynb #b96921b0
 from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
 from fastcore.basics import store_attr, listify
@@ -22,7 +22,7 @@ from fastai.vision.gan import InvisibleTensor
 from PIL import Image
 from .core import FastGANError, check_choice
 
-# %% ../nbs/01_data.ipynb #0459ad80
+# %% ../nbs/01_data.ipynb #6c389bee
 class ImageSet:
     "All images of a data set as one uint8 tensor (N×C×H×W), with integer `labels` naming entries of `vocab`."
     def __init__(self, images:torch.Tensor, labels:torch.Tensor, vocab:list, source:str): store_attr()
@@ -32,7 +32,7 @@ class ImageSet:
         n,c,h,w = self.images.shape
         return f"ImageSet({self.source}: {n} images, {c}×{h}×{w}, classes {self.vocab})"
 
-# %% ../nbs/01_data.ipynb #1ea2132e
+# %% ../nbs/01_data.ipynb #04dff80c
 def digits_images():
     "scikit-learn's 1,797 handwritten 8×8 digits as an `ImageSet`."
     from sklearn.datasets import load_digits
@@ -40,7 +40,7 @@ def digits_images():
     x = torch.tensor(d.images * (255/16)).round().to(torch.uint8)[:, None]
     return ImageSet(x, torch.tensor(d.target), [str(i) for i in range(10)], 'digits')
 
-# %% ../nbs/01_data.ipynb #e17192b9
+# %% ../nbs/01_data.ipynb #b8786cc9
 def _to_nchw(x, name):
     "Images array in any common layout → uint8 tensor N×C×H×W."
     x = np.asarray(x)
@@ -53,7 +53,7 @@ def _to_nchw(x, name):
         x = (x.clip(0, 1) * 255).round().astype(np.uint8)
     return torch.from_numpy(np.ascontiguousarray(x[:, :3]))
 
-# %% ../nbs/01_data.ipynb #125acc8e
+# %% ../nbs/01_data.ipynb #99940fd6
 def npz_images(path, # an .npz file with arrays `x` (and `y`), or `x_train`/`y_train`/`x_test`/`y_test`
                split:str='train'): # which split of a Keras-style file
     "Images and labels from an `.npz` file as an `ImageSet`."
@@ -65,13 +65,13 @@ def npz_images(path, # an .npz file with arrays `x` (and `y`), or `x_train`/`y_t
     vocab, y = np.unique(y, return_inverse=True)
     return ImageSet(_to_nchw(x, path), torch.from_numpy(y.reshape(-1)), [str(v) for v in vocab], str(path))
 
-# %% ../nbs/01_data.ipynb #75ec04f4
+# %% ../nbs/01_data.ipynb #6c39d2d4
 _SPLIT_DIRS = dict(train=('train', 'training'), test=('test', 'testing', 'valid', 'validation'))
 
 def _split_dir(path, split):
     return next((path/d for d in _SPLIT_DIRS.get(split, (split,)) if (path/d).is_dir()), path)
 
-# %% ../nbs/01_data.ipynb #787d5528
+# %% ../nbs/01_data.ipynb #3e6571d7
 def _read_image(f, mode, size):
     "Decode `f`, convert to `mode`, centre-crop to a square and resize to `size`."
     try:
@@ -81,7 +81,7 @@ def _read_image(f, mode, size):
     im = im.crop(((w-s)//2, (h-s)//2, (w-s)//2 + s, (h-s)//2 + s))
     return np.asarray(im.resize((size, size), Image.BILINEAR) if size and s != size else im)
 
-# %% ../nbs/01_data.ipynb #bed71f2b
+# %% ../nbs/01_data.ipynb #2f18f75e
 def _hw(a): return '×'.join(map(str, a.shape[:2]))
 
 def folder_images(path, # a folder of images, optionally one subfolder per class
@@ -105,12 +105,12 @@ def folder_images(path, # a folder of images, optionally one subfolder per class
     vocab, y = np.unique(names, return_inverse=True)
     return ImageSet(_to_nchw(x, path), torch.from_numpy(y.reshape(-1)), list(vocab), str(path))
 
-# %% ../nbs/01_data.ipynb #bbaf2df0
+# %% ../nbs/01_data.ipynb #ce680b60
 URL_NAMES = dict(mnist=URLs.MNIST, mnist_sample=URLs.MNIST_SAMPLE, mnist_tiny=URLs.MNIST_TINY, cifar10=URLs.CIFAR,
                  cifar100=URLs.CIFAR_100, lsun_bedroom=URLs.LSUN_BEDROOMS, imagenette=URLs.IMAGENETTE_160,
                  imagewoof=URLs.IMAGEWOOF_160, pets=URLs.PETS, flowers=URLs.FLOWERS, food=URLs.FOOD, cars=URLs.CARS)
 
-# %% ../nbs/01_data.ipynb #af43a0b9
+# %% ../nbs/01_data.ipynb #9d1c19ae
 def url_images(name:str, # a key of `URL_NAMES`
                **kwargs): # passed to `folder_images`
     "A fastai data set downloaded (once) with `untar_data`, as an `ImageSet`."
@@ -121,7 +121,7 @@ def url_images(name:str, # a key of `URL_NAMES`
                            f"download and extract it elsewhere and pass its folder as the data source") from None
     return folder_images(path, **kwargs)
 
-# %% ../nbs/01_data.ipynb #378ed5ec
+# %% ../nbs/01_data.ipynb #7b84dd15
 def _digit_set(source, split):
     "Grayscale digits from an `ImageSet`, 'mnist' (downloaded by fastai), an `.npz` file or a folder."
     if isinstance(source, ImageSet): return source
@@ -133,7 +133,7 @@ def _digit_set(source, split):
     if path.is_dir(): return folder_images(path, size=28, n_channels=1, split=split)
     raise FastGANError(f"MNIST source {source} does not exist (give 'mnist', an .npz file or a folder)")
 
-# %% ../nbs/01_data.ipynb #bea3d2cd
+# %% ../nbs/01_data.ipynb #9da7ffad
 def stacked_mnist_images(source='mnist', # 'mnist' (downloaded by fastai), an .npz file, a folder, or an `ImageSet` of digits
                          n:int=None, # how many stacked images (None: as many as there are digit images)
                          seed:int=0, # seed for drawing the triples of digits
@@ -147,7 +147,7 @@ def stacked_mnist_images(source='mnist', # 'mnist' (downloaded by fastai), an .n
     labels = (d.labels[idx] * torch.tensor([100, 10, 1])).sum(1)
     return ImageSet(d.images[idx, 0], labels, [f'{i:03d}' for i in range(1000)], f'stacked_mnist:{d.source}')
 
-# %% ../nbs/01_data.ipynb #05c5ebbe
+# %% ../nbs/01_data.ipynb #4c3b3180
 def resize_images(x:torch.Tensor, # uint8 N×C×H×W
                   size:int): # the new height and width
     "Resize a uint8 image tensor to size×size (centre-cropping non-square images)."
@@ -157,7 +157,7 @@ def resize_images(x:torch.Tensor, # uint8 N×C×H×W
     y = F.interpolate(x.float(), size=(size, size), mode='bilinear', antialias=True, align_corners=False)
     return y.round().clamp(0, 255).to(torch.uint8)
 
-# %% ../nbs/01_data.ipynb #9ab664a6
+# %% ../nbs/01_data.ipynb #688baca8
 def set_channels(x:torch.Tensor, # uint8 N×C×H×W with C of 1 or 3
                  n_channels:int=None): # 1 (grayscale) or 3 (RGB); None keeps C
     "Convert images to grayscale (ITU-R 601 luma) or RGB."
@@ -167,7 +167,7 @@ def set_channels(x:torch.Tensor, # uint8 N×C×H×W with C of 1 or 3
     if n_channels == 1: return (x.float() * torch.tensor([.299, .587, .114])[:, None, None]).sum(1, keepdim=True).round().to(torch.uint8)
     raise FastGANError(f"n_channels must be 1 (grayscale) or 3 (RGB), got {n_channels}")
 
-# %% ../nbs/01_data.ipynb #02798dd5
+# %% ../nbs/01_data.ipynb #344900f9
 def select_classes(s:ImageSet, # the full set
                    classes=None): # class names to keep (a list, or one name); None keeps all
     "The images of `s` whose class is in `classes`."
@@ -178,7 +178,7 @@ def select_classes(s:ImageSet, # the full set
     m = torch.isin(s.labels, torch.tensor(keep))
     return ImageSet(s.images[m], s.labels[m], s.vocab, s.source)
 
-# %% ../nbs/01_data.ipynb #7f926d73
+# %% ../nbs/01_data.ipynb #7fc283b0
 def load_images(source='digits', # 'digits', a folder, an .npz file, a name in `URL_NAMES`, or 'stacked_mnist[:MNIST]'
                 size:int=16, # height and width of every image
                 n_channels:int=None, # 1 (grayscale) or 3 (RGB); None keeps the source's
@@ -196,7 +196,7 @@ def load_images(source='digits', # 'digits', a folder, an .npz file, a name in `
     s = select_classes(s, classes)
     return ImageSet(set_channels(resize_images(s.images, size), n_channels), s.labels, s.vocab, s.source)
 
-# %% ../nbs/01_data.ipynb #214b11e9
+# %% ../nbs/01_data.ipynb #cfa9fcf4
 class Noise:
     "Draws noise vectors of size `nz` from `dist` ('normal': N(0, 1); 'uniform': U(-1, 1))."
     def __init__(self, nz:int=100, dist:str='normal'):
@@ -207,28 +207,45 @@ class Noise:
         return z if self.dist == 'normal' else torch.rand(*shape, self.nz, generator=generator) * 2 - 1
     def __call__(self, i): return InvisibleTensor(self.sample(*torch.as_tensor(i).shape))
 
-# %% ../nbs/01_data.ipynb #460dd470
+# %% ../nbs/01_data.ipynb #91b78eb8
 class ToSigned(Transform):
     "uint8 images in [0, 255] ↔ float images in [-1, 1]."
     order = 99
     def encodes(self, x:TensorImage): return x.float() / 127.5 - 1
     def decodes(self, x:TensorImage): return ((x + 1) / 2).clamp(0, 1)
 
-# %% ../nbs/01_data.ipynb #d7cb599d
+class ToUnit(Transform):
+    "uint8 images in [0, 255] ↔ float images in [0, 1], for generators with a `sigmoid` output."
+    order = 99
+    def encodes(self, x:TensorImage): return x.float() / 255
+    def decodes(self, x:TensorImage): return x.clamp(0, 1)
+
+# %% ../nbs/01_data.ipynb #a30a0421
 class TensorDL(TfmdDL):
     "A `TfmdDL` whose items are indices into in-memory tensors: each batch calls the getters once on a tensor of indices."
     def create_batches(self, samps):
         for idxs in self.chunkify(samps): yield tuple(tl.tfms(torch.tensor(idxs)) for tl in self.dataset.tls)
 
-# %% ../nbs/01_data.ipynb #1470ba0f
+# %% ../nbs/01_data.ipynb #d28e487a
+class Labels:
+    "The `DataBlock` getter of class labels: index (or tensor of indices) → integer label(s) of `data`."
+    def __init__(self, data:ImageSet): self.data = data
+    def __call__(self, i): return torch.as_tensor(self.data.labels[i]).long()   # a plain tensor: it is mixed with noise and images inside the nets
+
 def gan_dblock(data:ImageSet, # the real images
                nz:int=100, # size of the noise vector
-               noise:str='normal'): # noise distribution: 'normal' or 'uniform'
+               noise:str='normal', # noise distribution: 'normal' or 'uniform'
+               labels:bool=False, # also yield class labels: (noise, label) → (image, label), for conditional GANs
+               pixels:str='signed'): # real images in [-1, 1] ('signed', for tanh generators) or [0, 1] ('unit', for sigmoid)
     "A fastai `DataBlock` from noise to the images of `data` (items are the indices 0..N-1, no validation split)."
-    return DataBlock(blocks=(TransformBlock, TransformBlock(batch_tfms=ToSigned)), get_x=Noise(nz, noise),
-                     get_y=data, splitter=IndexSplitter([]), dl_type=TensorDL)
+    scale = {'signed': ToSigned, 'unit': ToUnit}[check_choice(pixels, ('signed', 'unit'), 'pixel range')]
+    if not labels:
+        return DataBlock(blocks=(TransformBlock, TransformBlock(batch_tfms=scale)), get_x=Noise(nz, noise),
+                         get_y=data, splitter=IndexSplitter([]), dl_type=TensorDL)
+    return DataBlock(blocks=(TransformBlock, TransformBlock, TransformBlock(batch_tfms=scale), TransformBlock), n_inp=2,
+                     getters=[Noise(nz, noise), Labels(data), data, Labels(data)], splitter=IndexSplitter([]), dl_type=TensorDL)
 
-# %% ../nbs/01_data.ipynb #e5627a04
+# %% ../nbs/01_data.ipynb #6d2ce873
 def gan_dls(source='digits', # 'digits', a folder, an .npz file, a name in `URL_NAMES`, or 'stacked_mnist[:MNIST]'
             size:int=16, # height and width of the images
             bs:int=64, # batch size
@@ -237,11 +254,16 @@ def gan_dls(source='digits', # 'digits', a folder, an .npz file, a name in `URL_
             n_channels:int=None, # 1 (grayscale) or 3 (RGB); None keeps the source's
             classes=None, # keep only these classes
             split:str='train', # which split when the source has several
-            device=None): # where batches go (None: the best available)
+            device=None, # where batches go (None: the best available)
+            labels:bool=False, # yield ((noise, label), (image, label)) batches, for conditional GANs
+            pixels:str='signed'): # real images in [-1, 1] ('signed') or [0, 1] ('unit')
     "`DataLoaders` of (noise, real image) batches for a GAN, with the `ImageSet` kept as `dls.images`."
     if bs < 1: raise FastGANError(f"bs must be at least 1, got {bs}")
     data = load_images(source, size=size, n_channels=n_channels, classes=classes, split=split)
     if len(data) < bs: raise FastGANError(f"{data.source} has {len(data)} images, fewer than one batch: use bs ≤ {len(data)}")
-    dls = gan_dblock(data, nz, noise).dataloaders(range(len(data)), bs=bs, drop_last=True, num_workers=0, device=device)
-    dls.images, dls.noise = data, Noise(nz, noise)
+    if labels and len(data.labels.unique()) < 2:
+        raise FastGANError(f"a conditional GAN needs images of at least 2 classes; {data.source} has one: choose an unconditional architecture")
+    dls = gan_dblock(data, nz, noise, labels, pixels).dataloaders(range(len(data)), bs=bs, drop_last=True, num_workers=0, device=device)
+    dls.images, dls.noise, dls.labels, dls.pixels = data, Noise(nz, noise), labels, pixels
+    dls.n_classes = len(data.vocab) if labels else 0
     return dls

