@@ -159,7 +159,7 @@ def run_dir(out=None, # the run folder (None: a new folder under runs/ named aft
     out.mkdir(parents=True, exist_ok=True)
     return out
 
-# %% ../nbs/06_learner.ipynb #c436038e
+# %% ../nbs/06_learner.ipynb #06ca855d
 def plot_losses(rows:list, # `GANMetrics.rows`
                 fname, # PNG to write
                 loss:str='bce'): # the run's loss, for the labels
@@ -167,7 +167,7 @@ def plot_losses(rows:list, # `GANMetrics.rows`
     ep = [r['epoch'] for r in rows]
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     ax.plot(ep, [r['gen_loss'] for r in rows], 'o-', ms=3, label='generator')
-    ax.plot(ep, [r['crit_loss'] for r in rows], 'o-', ms=3, label='critic' + (' (−Wasserstein estimate)' if loss == 'wgan' else ''))
+    ax.plot(ep, [r['crit_loss'] for r in rows], 'o-', ms=3, label='critic' + (' (−Wasserstein estimate)' if loss in ('wgan', 'wgan-gp') else ''))
     if loss == 'bce': ax.axhline(2 * 0.6931, color='grey', lw=0.8, ls=':', label='critic at chance (2 ln 2)')
     ax.set(xlabel='epoch', ylabel='loss (mean over the epoch)', title='Training losses')
     ax.grid(alpha=0.3); ax.legend(); fig.tight_layout()

@@ -90,3 +90,15 @@ def test_default_out_never_overwrites(tmp_path):
 
 def test_unknown_command():
     assert "did you mean 'train'" in _err(cli('trian'))
+
+
+def test_every_setting_is_a_train_option_and_a_flag():
+    "One name everywhere: each name in SETTINGS is a keyword of `train`, hence a --flag of `fastgan_study train`."
+    import inspect
+    from fastcore.script import anno_parser
+    from fastgan_study.learner import SETTINGS, train
+    params = inspect.signature(train).parameters
+    missing = [k for k in SETTINGS if k not in params]
+    assert not missing, f"settings without a train option: {missing}"
+    flags = anno_parser(train).format_help()
+    for k in SETTINGS: assert '--' + k.replace('_', '-') in flags, k
