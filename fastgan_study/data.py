@@ -7,20 +7,21 @@ Docs: https://fastgan-study.github.io/fastgan_study/data.html.md"""
 # %% auto #0
 __all__ = ['URL_NAMES', 'ImageSet', 'digits_images', 'npz_images', 'folder_images', 'url_images', 'stacked_mnist_images',
            'resize_images', 'set_channels', 'select_classes', 'load_images', 'Noise', 'ToSigned', 'ToUnit', 'TensorDL',
-           'Labels', 'gan_dblock', 'gan_dls']
+           'Labels', 'gan_dblock', 'gan_dls', 'Crappifier', 'crappify_folder', 'pair_dblock', 'pair_dls']
 
-# %% ../nbs/01_data.ipynb #b96921b0
+# %% ../nbs/01_data.ipynb #b629f0f3
+import io, json
 from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
-from fastcore.basics import store_attr, listify
+from fastcore.basics import store_attr, listify, patch
 from fastai.torch_core import TensorImage
 from fastai.data.core import TfmdDL, Transform
 from fastai.data.block import DataBlock, TransformBlock
 from fastai.data.transforms import IndexSplitter, get_image_files
 from fastai.data.external import URLs, untar_data
 from fastai.vision.gan import InvisibleTensor
-from PIL import Image
-from .core import FastGANError, check_choice
+from PIL import Image, ImageDraw, ImageFont
+from .core import FastGANError, check_choice, atomic_write
 
 # %% ../nbs/01_data.ipynb #6c389bee
 class ImageSet:
@@ -147,13 +148,13 @@ def stacked_mnist_images(source='mnist', # 'mnist' (downloaded by fastai), an .n
     labels = (d.labels[idx] * torch.tensor([100, 10, 1])).sum(1)
     return ImageSet(d.images[idx, 0], labels, [f'{i:03d}' for i in range(1000)], f'stacked_mnist:{d.source}')
 
-# %% ../nbs/01_data.ipynb #4c3b3180
+# %% ../nbs/01_data.ipynb #0e814770
 def resize_images(x:torch.Tensor, # uint8 N×C×H×W
-                  size:int): # the new height and width
+                  size:int): # the new height and width (None: keep the shorter side's)
     "Resize a uint8 image tensor to size×size (centre-cropping non-square images)."
     h, w = x.shape[-2:]; s = min(h, w)
     x = x[..., (h-s)//2:(h-s)//2+s, (w-s)//2:(w-s)//2+s]
-    if s == size: return x
+    if size in (None, s): return x
     y = F.interpolate(x.float(), size=(size, size), mode='bilinear', antialias=True, align_corners=False)
     return y.round().clamp(0, 255).to(torch.uint8)
 
@@ -178,9 +179,9 @@ def select_classes(s:ImageSet, # the full set
     m = torch.isin(s.labels, torch.tensor(keep))
     return ImageSet(s.images[m], s.labels[m], s.vocab, s.source)
 
-# %% ../nbs/01_data.ipynb #7fc283b0
+# %% ../nbs/01_data.ipynb #56c6c9f0
 def load_images(source='digits', # 'digits', a folder, an .npz file, a name in `URL_NAMES`, or 'stacked_mnist[:MNIST]'
-                size:int=16, # height and width of every image
+                size:int=16, # height and width of every image (None: the source's own)
                 n_channels:int=None, # 1 (grayscale) or 3 (RGB); None keeps the source's
                 classes=None, # keep only these classes (names, e.g. ['7'] or 'horse')
                 split:str='train'): # which split when the source has several
@@ -220,11 +221,12 @@ class ToUnit(Transform):
     def encodes(self, x:TensorImage): return x.float() / 255
     def decodes(self, x:TensorImage): return x.clamp(0, 1)
 
-# %% ../nbs/01_data.ipynb #a30a0421
+# %% ../nbs/01_data.ipynb #7845c4e9
 class TensorDL(TfmdDL):
     "A `TfmdDL` whose items are indices into in-memory tensors: each batch calls the getters once on a tensor of indices."
     def create_batches(self, samps):
-        for idxs in self.chunkify(samps): yield tuple(tl.tfms(torch.tensor(idxs)) for tl in self.dataset.tls)
+        items = torch.as_tensor(list(self.dataset.items))   # this subset's indices into the tensors
+        for idxs in self.chunkify(samps): yield tuple(tl.tfms(items[torch.tensor(idxs)]) for tl in self.dataset.tls)
 
 # %% ../nbs/01_data.ipynb #d28e487a
 class Labels:
@@ -266,4 +268,134 @@ def gan_dls(source='digits', # 'digits', a folder, an .npz file, a name in `URL_
     dls = gan_dblock(data, nz, noise, labels, pixels).dataloaders(range(len(data)), bs=bs, drop_last=True, num_workers=0, device=device)
     dls.images, dls.noise, dls.labels, dls.pixels = data, Noise(nz, noise), labels, pixels
     dls.n_classes = len(data.vocab) if labels else 0
+    return dls
+
+# %% ../nbs/01_data.ipynb #5a88300c
+def _check_crappifier(scale, quality, noise):
+    if not scale >= 1: raise FastGANError(f"scale must be at least 1 (the factor images are shrunk by), got {scale}")
+    if quality is not None and not (len(quality) == 2 and 1 <= quality[0] <= quality[1] <= 100):
+        raise FastGANError(f"quality must be a range (low, high) with 1 ≤ low ≤ high ≤ 100, e.g. (10, 70), got {quality}")
+    if not noise >= 0: raise FastGANError(f"noise must be a standard deviation ≥ 0 (in [0, 1] units), got {noise}")
+
+# %% ../nbs/01_data.ipynb #77b527b5
+class Crappifier:
+    "Makes images worse: shrink by `scale`, grow back, write a random number, re-encode as a JPEG, add noise; image `i` is seeded by `(seed, i)`."
+    def __init__(self, scale:float=4, # shrink images by this factor (≥ 1)
+                 upscale:bool=True, # grow them back to their size (False: return them small)
+                 quality=(10, 70), # JPEG quality drawn uniformly in this range (an int: fixed; None: no JPEG)
+                 text:bool=True, # write a random number at a random place
+                 noise:float=0., # std of added Gaussian noise, in [0, 1] units
+                 seed:int=0): # seed of the per-image random generators
+        if isinstance(quality, int): quality = (quality, quality)
+        quality = None if quality is None else tuple(quality)
+        _check_crappifier(scale, quality, noise); store_attr()
+    def settings(self): return {k: getattr(self, k) for k in ('scale', 'upscale', 'quality', 'text', 'noise', 'seed')}
+    def __repr__(self): return f"Crappifier({', '.join(f'{k}={v}' for k, v in self.settings().items())})"
+
+# %% ../nbs/01_data.ipynb #437e5388
+@patch
+def crappify_one(self:Crappifier, im:Image.Image, # a Pillow image ('L' or 'RGB')
+                 rng:np.random.Generator): # this image's random generator
+    "The crappified version of `im`."
+    w, h = im.size
+    im = im.resize((max(1, round(w / self.scale)), max(1, round(h / self.scale))), Image.BILINEAR)
+    if self.upscale: im = im.resize((w, h), Image.BILINEAR)
+    if self.text:
+        font = ImageFont.load_default(size=max(6, im.size[1] // 4))
+        draw, s = ImageDraw.Draw(im), str(rng.integers(100))
+        l, t, r, b = draw.textbbox((0, 0), s, font=font)
+        xy = (rng.integers(max(1, im.size[0] - (r - l) + 1)) - l, rng.integers(max(1, im.size[1] - (b - t) + 1)) - t)
+        draw.text(xy, s, fill=255 if im.mode == 'L' else (255, 255, 255), font=font)
+    if self.quality is not None:
+        buf = io.BytesIO(); im.save(buf, 'JPEG', quality=int(rng.integers(self.quality[0], self.quality[1] + 1)))
+        im = Image.open(buf); im.load()
+    x = np.asarray(im, dtype=np.float32)
+    if self.noise: x = x + rng.normal(0, self.noise * 255, x.shape)
+    return x.round().clip(0, 255).astype(np.uint8)
+
+# %% ../nbs/01_data.ipynb #45b5bd4f
+@patch
+def __call__(self:Crappifier, images:torch.Tensor, # uint8 N×C×H×W (C = 1 or 3), or one C×H×W image
+             seed:int=None, # overrides the crappifier's seed
+             idxs=None): # indices of these images in their set (None: 0..N-1), which seed their generators
+    "The crappified `images`, a uint8 tensor (N×C×H/scale×W/scale when not `upscale`)."
+    if images.ndim == 3: return self(images[None], seed, idxs)[0]
+    if images.dtype != torch.uint8 or images.shape[1] not in (1, 3):
+        raise FastGANError(f"crappify takes uint8 images N×C×H×W with 1 or 3 channels, got {images.dtype} {tuple(images.shape)}")
+    seed = self.seed if seed is None else seed
+    idxs = range(len(images)) if idxs is None else idxs
+    x = images.permute(0, 2, 3, 1).numpy()
+    out = [self.crappify_one(Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a), np.random.default_rng([seed, int(i)]))
+           for a, i in zip(x, idxs)]
+    return torch.from_numpy(np.stack(out)).reshape(len(out), *out[0].shape[:2], -1).permute(0, 3, 1, 2).contiguous()
+
+Crappifier.crappify = Crappifier.__call__   # the same, by name
+
+# %% ../nbs/01_data.ipynb #69164d9d
+def _image_names(source, data:ImageSet, split:str):
+    "Output names for the images of `data`: the source's own relative paths as .png for a folder, else `class/00042.png`."
+    root = _split_dir(Path(source), split) if Path(source).is_dir() else None
+    files = get_image_files(root) if root else []
+    names = [f.relative_to(root).with_suffix('.png') for f in files]
+    if len(names) == len(data) and len(set(names)) == len(names): return names
+    return [Path(data.vocab[int(l)])/f'{i:05d}.png' for i, l in enumerate(data.labels)]
+
+# %% ../nbs/01_data.ipynb #b8b8e69f
+def _write_manifest(path, d:dict): atomic_write(path, lambda tmp: tmp.write_text(json.dumps(d, indent=1)))
+
+# %% ../nbs/01_data.ipynb #fcda2f5a
+def crappify_folder(src, # an image source, as for `load_images` ('digits', a folder, an .npz file, …)
+                    dst, # the folder to write the crappified PNGs to (crappify_folder's own)
+                    crappifier:Crappifier=None, # how to damage the images (None: `Crappifier()`)
+                    size:int=None, # resize the images first (None: keep their size)
+                    n_channels:int=None, # 1 (grayscale) or 3 (RGB); None keeps the source's
+                    split:str='train'): # which split when the source has several
+    "Write a crappified copy of `src` to `dst` as PNGs, unless `dst` already holds this exact copy; returns `dst`."
+    dst, crappifier = Path(dst), crappifier or Crappifier()
+    manifest = dst/'crappify.json'
+    want = dict(source=str(src), size=size, n_channels=n_channels, split=split, crappifier=crappifier.settings())
+    old = json.loads(manifest.read_text()) if manifest.exists() else None
+    if old is not None and old.pop('count', None) == len(get_image_files(dst)) and old == json.loads(json.dumps(want)): return dst
+    if old is None and dst.exists() and get_image_files(dst):
+        raise FastGANError(f"{dst} holds images that crappify_folder did not write: give an empty or new folder")
+    data = load_images(src, size=size, n_channels=n_channels, split=split)
+    _write_manifest(manifest, want)   # marks the folder as ours, incomplete until the count is written
+    for f in get_image_files(dst): f.unlink()
+    for name, x in zip(_image_names(src, data, split), crappifier(data.images)):
+        (dst/name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(x[0].numpy() if x.shape[0] == 1 else x.permute(1, 2, 0).numpy()).save(dst/name)
+    _write_manifest(manifest, dict(want, count=len(data)))
+    return dst
+
+# %% ../nbs/01_data.ipynb #06b23a22
+def pair_dblock(crappy:ImageSet, # the inputs: crappified images
+                clean:ImageSet, # the targets: the same images, clean
+                valid_idx=()): # indices of the validation images
+    "A fastai `DataBlock` from crappified to clean images (items are the indices 0..N-1), both scaled to [-1, 1]."
+    return DataBlock(blocks=(TransformBlock(batch_tfms=ToSigned), TransformBlock(batch_tfms=ToSigned)), get_x=crappy, get_y=clean,
+                     splitter=IndexSplitter(list(valid_idx)), dl_type=TensorDL)
+
+# %% ../nbs/01_data.ipynb #a5481703
+def pair_dls(source='digits', # 'digits', a folder, an .npz file, a name in `URL_NAMES`, or 'stacked_mnist[:MNIST]'
+             size:int=64, # height and width of the images
+             bs:int=16, # batch size
+             crappifier:Crappifier=None, # how to damage the inputs (None: `Crappifier()`); must `upscale`
+             valid_pct:float=0.2, # fraction of the images held out for validation
+             seed:int=0, # seed of the train/valid split
+             n_channels:int=None, # 1 (grayscale) or 3 (RGB); None keeps the source's
+             device=None, # where batches go (None: the best available)
+             classes=None, # keep only these classes
+             split:str='train'): # which split when the source has several
+    "`DataLoaders` of (crappified, clean) image pairs, with `dls.images` (clean), `dls.crappy` (uint8) and `dls.valid_idx`."
+    crappifier = crappifier or Crappifier()
+    if not crappifier.upscale: raise FastGANError("pair_dls needs inputs the size of the targets: use a Crappifier with upscale=True")
+    if not 0 <= valid_pct < 1: raise FastGANError(f"valid_pct must be in [0, 1), got {valid_pct}")
+    data = load_images(source, size=size, n_channels=n_channels, classes=classes, split=split)
+    valid_idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:int(valid_pct * len(data))]
+    if len(data) - len(valid_idx) < bs:
+        raise FastGANError(f"{data.source} has {len(data) - len(valid_idx)} training images (of {len(data)}), fewer than one batch: "
+                           f"use bs ≤ {len(data) - len(valid_idx)} or a smaller valid_pct")
+    crappy = ImageSet(crappifier(data.images), data.labels, data.vocab, f'crappified {data.source}')
+    dls = pair_dblock(crappy, data, valid_idx.tolist()).dataloaders(range(len(data)), bs=bs, num_workers=0, device=device)
+    dls.images, dls.crappy, dls.valid_idx, dls.crappifier = data, crappy.images, valid_idx, crappifier
     return dls
