@@ -7,7 +7,7 @@ Docs: https://fastgan-study.github.io/fastgan_study/cli.html.md"""
 # %% auto #0
 __all__ = ['COMMANDS', 'fid', 'usage', 'run_summary', 'score_lines', 'main']
 
-# %% ../nbs/11_cli.ipynb #4861ce35
+# %% ../nbs/11_cli.ipynb #65303cbc
 import sys, warnings
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')   # raised by a dependency at import; not ours to fix
 from pathlib import Path
@@ -15,9 +15,10 @@ from fastcore.script import anno_parser
 from rich.console import Console
 from .core import FastGANError, check_choice
 from .learner import train
+from .superres import train_superres
 from .metrics import measure, InceptionFeatures, as_images, _named_source
 
-# %% ../nbs/11_cli.ipynb #ff6f2e10
+# %% ../nbs/11_cli.ipynb #6cccd5d6
 def fid(a:str, # real images: a folder, an .npz file, a data name (digits, mnist, ...) or a run folder
         b:str, # generated images: a folder, an .npz file or a run folder (sampled on the fly)
         dims:int=2048, # Inception features: 64, 192, 768 or 2048 (pool3, the standard)
@@ -49,7 +50,7 @@ def usage():
     return "usage: fastgan_study COMMAND [options]\n\ncommands:\n" + "\n".join(lines) + \
            "\n\nRun `fastgan_study COMMAND --help` for a command's options."
 
-# %% ../nbs/11_cli.ipynb #5fa1971a
+# %% ../nbs/11_cli.ipynb #98c44fac
 def run_summary(learn):
     "Lines naming the files a `train` run wrote, with the final losses."
     out, r = Path(learn.path), learn.gan_metrics.rows[-1]
@@ -72,7 +73,14 @@ def score_lines(scores:dict):
 
 def _num(v): return str(int(v)) if float(v).is_integer() else f"{v:.4f}"
 
-# %% ../nbs/11_cli.ipynb #9659b647
+# %% ../nbs/11_cli.ipynb #7ce1f039
+def _recipe(argv):
+    "The value of --recipe in `argv` (or None), and `argv` without it."
+    for i, a in enumerate(argv):
+        if a == '--recipe' and i + 1 < len(argv): return argv[i + 1], argv[:i] + argv[i + 2:]
+        if a.startswith('--recipe='): return a.split('=', 1)[1], argv[:i] + argv[i + 1:]
+    return None, argv
+
 def main(argv=None): # arguments after the program name (default: sys.argv[1:])
     "Entry point of the `fastgan_study` command; returns the exit status."
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -80,7 +88,8 @@ def main(argv=None): # arguments after the program name (default: sys.argv[1:])
     if not argv or argv[0] in ('-h', '--help'): console.print(usage()); return 0 if argv else 2
     try:
         f = COMMANDS[check_choice(argv[0], COMMANDS, 'command')]
-        args = vars(anno_parser(f, prog=f'fastgan_study {argv[0]}').parse_args(argv[1:]))
+        if f is train and _recipe(argv)[0] == 'superres': f, argv = train_superres, _recipe(argv)[1]
+        args = vars(anno_parser(f, prog=f'fastgan_study {argv[0]}' + (' --recipe superres' if f is train_superres else '')).parse_args(argv[1:]))
         args.pop('pdb', None); args.pop('xtra', None)
         with warnings.catch_warnings():
             warnings.filterwarnings('ignore', message='You are shadowing an attribute')
@@ -88,5 +97,6 @@ def main(argv=None): # arguments after the program name (default: sys.argv[1:])
     except FastGANError as e: err.print(f"[bold red]error:[/] {e}", soft_wrap=True); return 2
     except KeyboardInterrupt: err.print("interrupted"); return 130
     if f is train: console.print("\n".join(run_summary(res)), soft_wrap=True, markup=False)
+    if f is train_superres: console.print(f"run folder {res.path}/ (config.yaml, scores.yaml, samples/stages.png, stage checkpoints)", soft_wrap=True, markup=False)
     if f is fid: console.print("\n".join(score_lines(res)), soft_wrap=True, markup=False)
     return 0
