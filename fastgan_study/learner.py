@@ -7,7 +7,7 @@ Docs: https://fastgan-study.github.io/fastgan_study/learner.html.md"""
 # %% auto #0
 __all__ = ['ARCH_OPTIONS', 'SETTINGS', 'RECIPES', 'OPTS', 'RUN_FILES', 'torch_opt', 'gan_splitter', 'recipe_settings',
            'needs_labels', 'data_options', 'gan_learner', 'tiny_gan_learner', 'run_dir', 'plot_losses', 'plot_final',
-           'save_model', 'load_generator', 'final_scores', 'train']
+           'save_model', 'load_generator', 'final_scores', 'default_epochs', 'train']
 
 # %% ../nbs/06_learner.ipynb #eaa5e02c
 import shutil, time, datetime, warnings
@@ -56,7 +56,7 @@ def gan_splitter(model):
     "Two parameter groups: the generator's and the critic's."
     return [params(model.generator), params(model.critic)]
 
-# %% ../nbs/06_learner.ipynb #87d76e61
+# %% ../nbs/06_learner.ipynb #6bf83899
 def _check_range(s, key, lo=None, hi=None, lo_open=False, what=''):
     v = s[key]
     if v is None: return
@@ -66,6 +66,9 @@ def _check_range(s, key, lo=None, hi=None, lo_open=False, what=''):
 
 def recipe_settings(recipe:str='dcgan', **overrides):
     "The recipe's settings with `overrides` (those not None) applied, checked: a dict of every name in `SETTINGS`."
+    if recipe == 'superres':
+        raise FastGANError("superres is the image-to-image recipe with its own stages: call superres.train_superres "
+                           "(CLI: fastgan_study train --recipe superres)")
     recipe = check_choice(recipe, RECIPES, 'recipe')
     for k in overrides: check_choice(k, SETTINGS, 'setting')
     s = {**SETTINGS, **RECIPES[recipe], **{k: v for k, v in overrides.items() if v is not None}}
@@ -238,17 +241,22 @@ def final_scores(learn, # a trained GANLearner from `gan_learner`
         return domain_scores(real, learn, n=n, seed=seed)
     return measure(real, learn, scores=(score,), n=n, seed=seed)
 
+# %% ../nbs/06_learner.ipynb #b3beecee
+def default_epochs(settings:dict): # from `recipe_settings`
+    "Epochs giving the generator as many updates as 150 epochs of alternating steps (150 for dcgan, 450 for five critic steps)."
+    return round(75 * (settings['n_crit'] + settings['n_gen']) / settings['n_gen'])
+
 # %% ../nbs/06_learner.ipynb #f750fe09
 def _check_train_args(epochs, bs, n_samples):
     if epochs < 1: raise FastGANError(f"epochs must be at least 1, got {epochs}")
     if bs < 1: raise FastGANError(f"bs must be at least 1, got {bs}")
     if n_samples < 1: raise FastGANError(f"n_samples must be at least 1, got {n_samples}")
 
-# %% ../nbs/06_learner.ipynb #33b4cdef
+# %% ../nbs/06_learner.ipynb #6d8b50f7
 def train(data='digits', # 'digits', a folder of images, an .npz file, or a fastai URLs name (mnist, cifar10, ...)
           size:int=16, # image height and width
           recipe:str='dcgan', # dcgan, wgan, wgan-gp, sngan, lsgan, cdcgan or acgan; the settings below override it
-          epochs:int=150, # passes over the data
+          epochs:int=None, # passes over the data (default: 150 epochs' worth of generator updates, see `default_epochs`)
           bs:int=64, # batch size
           nz:int=100, # size of the noise vector
           noise:str='normal', # noise distribution: normal or uniform
@@ -296,8 +304,9 @@ def train(data='digits', # 'digits', a folder of images, an .npz file, or a fast
           progress:bool=True): # show a progress bar
     "Train a GAN on `data` and write a run folder: config, per-epoch metrics and samples, loss curves, and the model."
     knobs = {k: v for k, v in locals().items() if k in SETTINGS}
-    _check_train_args(epochs, bs, n_samples)
     settings = recipe_settings(recipe, **knobs)
+    epochs = default_epochs(settings) if epochs is None else epochs
+    _check_train_args(epochs, bs, n_samples)
     if isinstance(classes, str): classes = classes.split(',')
     set_seed(seed)
     dls = gan_dls(data, size=size, bs=bs, nz=nz, noise=noise, n_channels=n_channels, classes=classes, device=device, **data_options(settings))

@@ -122,3 +122,21 @@ def test_ssim_is_symmetric_and_below_one_for_noise():
 
 def test_ssim_refuses_images_smaller_than_its_window():
     with pytest.raises(FastGANError, match='at least 11×11'): ssim(torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8))
+
+# the command line
+def test_cli_runs_resumes_and_refuses(tiny, tmp_path):
+    from conftest import cli
+    args = ['train', '--recipe', 'superres', '--data', tiny['data'], '--size', 32, '--bs', 16, '--arch', 'regnety_002',
+            '--critic-features', 16, '--gen-epochs', 1, '--crit-epochs', 1, '--gan-epochs', 1, '--no-score', '--device', 'cpu',
+            '--quality', 50, '--text', 'off', '--out', tmp_path/'r']
+    r = cli(*args)
+    assert r.returncode == 0, r.stderr
+    for st in STAGES: assert f'stage {st}: done' in r.stderr                  # progress per stage
+    assert 'pretrained generator' in r.stdout and 'samples/stages.png' in r.stdout
+    cfg = load_yaml(tmp_path/'r'/'config.yaml')
+    assert cfg['crappifier']['quality'] == [50, 50] and cfg['crappifier']['text'] is False and cfg['status'] == 'done'
+    r = cli(*args, '--resume-from', 'gan')
+    assert r.returncode == 0, r.stderr
+    assert 'stage generator' not in r.stderr and 'stage gan: done' in r.stderr
+    r = cli(*[a if a != 50 else 'high' for a in args], '--force')
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and 'such as 10,70' in r.stderr
