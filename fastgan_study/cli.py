@@ -7,12 +7,13 @@ Docs: https://fastgan-study.github.io/fastgan_study/cli.html.md"""
 # %% auto #0
 __all__ = ['COMMANDS', 'fid', 'usage', 'run_summary', 'score_lines', 'main']
 
-# %% ../nbs/11_cli.ipynb #65303cbc
-import sys, warnings
+# %% ../nbs/11_cli.ipynb #21f7acdd
+import sys, os, errno, math, warnings
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')   # raised by a dependency at import; not ours to fix
 from pathlib import Path
 from fastcore.script import anno_parser
 from rich.console import Console
+from rich.markup import escape
 from .core import FastGANError, check_choice
 from .learner import train
 from .superres import train_superres
@@ -50,17 +51,18 @@ def usage():
     return "usage: fastgan_study COMMAND [options]\n\ncommands:\n" + "\n".join(lines) + \
            "\n\nRun `fastgan_study COMMAND --help` for a command's options."
 
-# %% ../nbs/11_cli.ipynb #98c44fac
+# %% ../nbs/11_cli.ipynb #e4cc327e
 def run_summary(learn):
     "Lines naming the files a `train` run wrote, with the final losses."
-    out, r = Path(learn.path), learn.gan_metrics.rows[-1]
+    out, rows = Path(learn.path), learn.gan_metrics.rows
     files = [('config.yaml', 'every setting, resolved'), ('metrics.csv', 'losses, updates and time per epoch'),
              ('losses.png', 'loss curves'), ('samples/', f"{len(list((out/'samples').glob('epoch_*.png')))} fixed-noise grids"),
              ('samples/final.png', 'last grid beside real images'), ('model.pth', 'generator + critic, to sample again')]
-    st = learn.settings
+    st, r = learn.settings, rows[-1] if rows else dict(epoch=0, gen_updates=0, crit_updates=0, elapsed=0., gen_loss=math.nan, crit_loss=math.nan)
     head = (f"trained {st['recipe']} ({st['arch']} nets: generator {st['generator_params']:,} and critic {st['critic_params']:,} parameters; "
             f"{st['loss']} loss) for {r['epoch']} epochs ({r['gen_updates']} generator and {r['crit_updates']} critic updates) "
             f"in {r['elapsed']:.0f}s: gen_loss {r['gen_loss']:.3f}, crit_loss {r['crit_loss']:.3f}")
+    if getattr(learn, 'diverged', None): head = f"DIVERGED at {learn.diverged['message']}; kept the last good checkpoint. " + head
     if getattr(learn, 'scores', None): files.append(('scores.yaml', 'final scores with their protocol cards'))
     return [head, f"run folder {out}/"] + [f"  {f:<18} {d}" for f, d in files] + score_lines(getattr(learn, 'scores', {}))
 
@@ -73,13 +75,20 @@ def score_lines(scores:dict):
 
 def _num(v): return str(int(v)) if float(v).is_integer() else f"{v:.4f}"
 
-# %% ../nbs/11_cli.ipynb #7ce1f039
+# %% ../nbs/11_cli.ipynb #9e4b7484
 def _recipe(argv):
     "The value of --recipe in `argv` (or None), and `argv` without it."
     for i, a in enumerate(argv):
         if a == '--recipe' and i + 1 < len(argv): return argv[i + 1], argv[:i] + argv[i + 2:]
         if a.startswith('--recipe='): return a.split('=', 1)[1], argv[:i] + argv[i + 1:]
     return None, argv
+
+def _os_error(e:OSError):
+    "One line for a failed file operation, naming the file and the fix."
+    where = f" ({e.filename})" if e.filename else ''
+    if e.errno == errno.ENOSPC: return f"no space left on the device{where}: free some space or choose another --out"
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS): return f"cannot write{where}: {e.strerror}; choose a folder you can write to with --out"
+    return f"{e.strerror or e}{where}"
 
 def main(argv=None): # arguments after the program name (default: sys.argv[1:])
     "Entry point of the `fastgan_study` command; returns the exit status."
@@ -93,10 +102,20 @@ def main(argv=None): # arguments after the program name (default: sys.argv[1:])
         args.pop('pdb', None); args.pop('xtra', None)
         with warnings.catch_warnings():
             warnings.filterwarnings('ignore', message='You are shadowing an attribute')
+            warnings.showwarning = lambda message, *_, **__: err.print(f"[yellow]warning:[/] {escape(str(message))}", soft_wrap=True)
             res = f(**args)
-    except FastGANError as e: err.print(f"[bold red]error:[/] {e}", soft_wrap=True); return 2
+    except FastGANError as e: err.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True); return 2
     except KeyboardInterrupt: err.print("interrupted"); return 130
-    if f is train: console.print("\n".join(run_summary(res)), soft_wrap=True, markup=False)
+    except OSError as e:
+        if os.environ.get('FASTGAN_STUDY_DEBUG'): raise
+        err.print(f"[bold red]error:[/] {escape(_os_error(e))}", soft_wrap=True); return 2
+    except Exception as e:
+        if os.environ.get('FASTGAN_STUDY_DEBUG'): raise
+        err.print(f"[bold red]error:[/] {escape(f'{e.__class__.__name__}: {e}'.splitlines()[0])} (an unexpected error: set FASTGAN_STUDY_DEBUG=1 "
+                  "for the traceback and report it)", soft_wrap=True); return 1
+    if f is train:
+        console.print("\n".join(run_summary(res)), soft_wrap=True, markup=False)
+        if getattr(res, 'diverged', None): return 3
     if f is train_superres: console.print(f"run folder {res.path}/ (config.yaml, scores.yaml, samples/stages.png, stage checkpoints)", soft_wrap=True, markup=False)
     if f is fid: console.print("\n".join(score_lines(res)), soft_wrap=True, markup=False)
     return 0

@@ -6,10 +6,10 @@ Docs: https://fastgan-study.github.io/fastgan_study/core.html.md"""
 
 # %% auto #0
 __all__ = ['FastGANError', 'check_choice', 'onoff', 'floats', 'set_seed', 'device_name', 'versions', 'atomic_write', 'save_yaml',
-           'load_yaml']
+           'load_yaml', 'load_weights', 'check_writable', 'inside']
 
-# %% ../nbs/00_core.ipynb #411ca25e
-import difflib, os, platform, tempfile
+# %% ../nbs/00_core.ipynb #23c10f97
+import difflib, os, pickle, platform, shutil, tempfile, zipfile
 from pathlib import Path
 import numpy as np, torch, yaml
 from fastai.torch_core import set_seed as _fastai_set_seed, default_device
@@ -45,10 +45,14 @@ def floats(v):
     try: return tuple(float(x) for x in parts)
     except (TypeError, ValueError): raise ValueError(f"expected numbers separated by commas, got {v!r}") from None
 
-# %% ../nbs/00_core.ipynb #c40f37a2
-def set_seed(seed:int): # the run's seed
+# %% ../nbs/00_core.ipynb #897d6bf0
+def set_seed(seed:int, # the run's seed
+             strict:bool=False): # also require deterministic algorithms everywhere (GPU: slower; errors on ops without one)
     "Seed python, numpy and torch, and ask cuDNN for deterministic kernels."
     _fastai_set_seed(seed, reproducible=True)
+    if strict:
+        os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
+        torch.use_deterministic_algorithms(True)
 
 # %% ../nbs/00_core.ipynb #a5203614
 def device_name(device=None): # None for the best available, or 'cpu', 'cuda', 'cuda:1', 'mps'
@@ -66,7 +70,9 @@ def versions():
              fastai=fastai.__version__, fastcore=fastcore.__version__, numpy=np.__version__, cuda=torch.version.cuda)
     return {k: None if x is None else str(x) for k, x in v.items()}
 
-# %% ../nbs/00_core.ipynb #f4625521
+# %% ../nbs/00_core.ipynb #e79bff5d
+_UMASK = os.umask(0o22); os.umask(_UMASK)   # the process's umask, read once
+
 def atomic_write(path, # the file to (re)write
                  write): # called with a temporary path; must write the whole file there
     "Call `write(tmp)` then move `tmp` onto `path` in one step, so `path` is always complete."
@@ -75,16 +81,59 @@ def atomic_write(path, # the file to (re)write
     os.close(fd)
     try:
         write(Path(tmp))
+        with open(tmp, 'rb+') as f: os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)                     # mkstemp makes files private; give them the usual permissions
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp): os.remove(tmp)
     return path
 
-# %% ../nbs/00_core.ipynb #305e318a
+# %% ../nbs/00_core.ipynb #cb20a796
 def save_yaml(d:dict, path): # plain data, written with `yaml.safe_dump`
     "Write `d` to `path` as YAML, atomically."
     return atomic_write(path, lambda p: p.write_text(yaml.safe_dump(d, sort_keys=False)))
 
 def load_yaml(path):
-    "Read a YAML file with `yaml.safe_load`."
-    return yaml.safe_load(Path(path).read_text())
+    "Read a YAML file with `yaml.safe_load` (plain data only); a malformed file or a Python tag is a one-line error naming the line."
+    try: return yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as e:
+        m = getattr(e, 'problem_mark', None)
+        where = f", line {m.line + 1}" if m is not None else ''
+        raise FastGANError(f"{path}{where}: not plain YAML ({getattr(e, 'problem', None) or e.__class__.__name__}): fix the file "
+                           "(Python tags such as !!python/object are refused)") from None
+
+# %% ../nbs/00_core.ipynb #1f2b036b
+def load_weights(path, # a file written by `torch.save` of plain tensors and containers
+                 map_location='cpu'):
+    "`torch.load(path, weights_only=True)`, with one-line errors for files that would run code, are truncated or are not checkpoints."
+    path = Path(path)
+    if not path.is_file(): raise FastGANError(f"no checkpoint {path}: give a file written by fastgan_study")
+    if not zipfile.is_zipfile(path): raise FastGANError(f"{path} is not a readable checkpoint (not the zip archive torch.save writes): "
+                                                        "it may be truncated or another kind of file; train again or restore it")
+    try: return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError: raise FastGANError(
+        f"refusing to load {path}: it holds Python objects other than tensors and plain data, which could run code when loaded; "
+        "use checkpoints written by fastgan_study (or re-save the weights as a plain state_dict)") from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as e: raise FastGANError(
+        f"{path} is not a readable checkpoint ({e.__class__.__name__}: {str(e).splitlines()[0][:120] if str(e) else 'empty'}): "
+        "it may be truncated or another kind of file; train again or restore it") from None
+
+# %% ../nbs/00_core.ipynb #eace47fb
+def check_writable(folder, # the output folder (created if missing)
+                   need_mb:float=50): # free space needed, in MB
+    "Refuse, before training, a folder that cannot be created or written, or whose disk has less than `need_mb` MB free."
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix='.write_test.'); os.write(fd, b'ok'); os.close(fd); os.remove(probe)
+    except OSError as e: raise FastGANError(f"cannot write to {folder} ({e.strerror or e}): choose a folder you can write to with --out") from None
+    free = shutil.disk_usage(folder).free / 2**20
+    if free < need_mb: raise FastGANError(f"only {free:.0f} MB free where {folder} is (a run needs about {need_mb:.0f} MB): free some space or choose another --out")
+    return folder
+
+def inside(root, # the output folder
+           name:str): # a relative path under it (e.g. a trial's name)
+    "`root/name`, resolved, refusing a `name` that would escape `root`."
+    root = Path(root).resolve(); p = (root/name).resolve()
+    if p != root and root not in p.parents: raise FastGANError(f"{name!r} would write outside {root}: use a plain name without '..' or '/' at the start")
+    return p

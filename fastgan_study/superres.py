@@ -11,7 +11,7 @@ __all__ = ['UNET_OPTIONS', 'PIXEL_LOSSES', 'TORCHVISION_ARCHS', 'STAGE_FILES', '
            'psnr', 'gaussian_window', 'ssim', 'stage_scores', 'save_state', 'load_state', 'plot_stages', 'scores_table',
            'train_superres', 'load_superres']
 
-# %% ../nbs/06a_superres.ipynb #aba27b15
+# %% ../nbs/06a_superres.ipynb #8e78b5c9
 import math, time, datetime
 from contextlib import contextmanager
 from functools import partial
@@ -33,7 +33,7 @@ from fastai.callback.schedule import fit_one_cycle, fine_tune   # patched onto L
 from fastai.callback.progress import CSVLogger
 from fastai.vision.learner import unet_learner, create_unet_model, model_meta
 from fastai.vision.gan import GANLearner, GANDiscriminativeLR, gan_critic, AdaptiveLoss, accuracy_thresh_expand
-from .core import FastGANError, check_choice, onoff, floats, set_seed, device_name, versions, atomic_write, save_yaml, load_yaml
+from .core import FastGANError, check_choice, onoff, floats, load_weights, check_writable, set_seed, device_name, versions, atomic_write, save_yaml, load_yaml
 from .data import ImageSet, Crappifier, pair_dls
 from .metrics import Score
 from .domain import domain_classifier, domain_scores
@@ -203,7 +203,7 @@ def stage_scores(out:torch.Tensor, # uint8 outputs (or inputs, for the baseline)
         if len(out) < classifier.dims: s['domain_fd'].card['few_images'] = f'{len(out)} < {classifier.dims} features'
     return s
 
-# %% ../nbs/06a_superres.ipynb #a7d8ff01
+# %% ../nbs/06a_superres.ipynb #02716adf
 STAGE_FILES = dict(generator=('gen_metrics.csv', 'gen_pretrained.pth'), critic=('critic_metrics.csv', 'critic_pretrained.pth'),
                    gan=('gan_metrics.csv', 'gan.pth'))   # each stage's metrics and checkpoint
 STAGES, SUPERRES_FILES = tuple(STAGE_FILES), sum(STAGE_FILES.values(), ())
@@ -215,9 +215,11 @@ def save_state(state:dict, fname):
     state = {k: cpu(v) for k, v in state.items()} if all(isinstance(v, dict) for v in state.values()) else cpu(state)
     return atomic_write(fname, lambda p: torch.save(state, p))
 
-def load_state(fname): return torch.load(fname, map_location='cpu', weights_only=True)
+def load_state(fname):
+    "A checkpoint of plain tensors (`core.load_weights`: files that would run code are refused)."
+    return load_weights(fname)
 
-# %% ../nbs/06a_superres.ipynb #b3f5a83a
+# %% ../nbs/06a_superres.ipynb #ad4aeb24
 def _resume_run(out, resume_from, config):
     "The stages `out` ran before `resume_from`, marked loaded, once its saved config is checked against `config`; later stages' files are removed."
     check_choice(resume_from, STAGES[1:], 'stage to resume from')
@@ -236,7 +238,7 @@ def _resume_run(out, resume_from, config):
     return {st: dict(old['stages'][st], status='loaded') for st in done}
 
 def _new_run_dir(out, name, force):
-    out = run_dir(out, name, force)
+    out = check_writable(run_dir(out, name, force))
     if any((out/f).exists() for f in SUPERRES_FILES) and not force:
         raise FastGANError(f"output folder {out} already holds a run: choose another --out, or pass --force to overwrite it")
     for f in SUPERRES_FILES: (out/f).unlink(missing_ok=True)
