@@ -8,7 +8,7 @@ Docs: https://fastgan-study.github.io/fastgan_study/callbacks.html.md"""
 __all__ = ['UNBOUNDED_LOSSES', 'GANMetrics', 'save_grid', 'SampleGrids', 'RichProgress', 'InstanceNoise', 'KeepGANMode',
            'BalanceSwitcher', 'AdaptiveSwitcher', 'GeneratorEMA', 'batch_spread', 'DivergenceGuard']
 
-# %% ../nbs/04_callbacks.ipynb #f40d21fa
+# %% ../nbs/04_callbacks.ipynb #fc6fe509
 import csv, time, copy, math
 from pathlib import Path
 import torch
@@ -20,11 +20,11 @@ from PIL import Image
 from rich.console import Console
 from rich.progress import Progress, BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from .models import generate, sampling_generator
-from .core import FastGANError
+from .core import FastGANError, atomic_write
 
-# %% ../nbs/04_callbacks.ipynb #db2811a5
+# %% ../nbs/04_callbacks.ipynb #50c1b4e3
 class GANMetrics(Callback):
-    "Per-epoch mean generator and critic losses, optimizer updates and training time, kept in `rows` and appended to `fname` (CSV)."
+    "Per-epoch mean generator and critic losses, optimizer updates and training time, kept in `rows` and written to `fname` (CSV) after each epoch."
     run_after = GANTrainer
     def __init__(self, fname=None): store_attr(); self.rows, self.columns = [], []
     def add_columns(self, names):
@@ -45,15 +45,16 @@ class GANMetrics(Callback):
         row = dict(epoch=self.epoch + 1, gen_loss=mean(self.gen_sum, self.n_g), crit_loss=mean(self.crit_sum, self.n_c),
                    gen_updates=self.n_gen, crit_updates=self.n_crit, time=round(dt, 3), elapsed=round(self.elapsed, 3))
         self.rows.append({**row, **{c: self.extra.get(c, '') for c in self.columns}, **self.extra})
-        if self.fname: self._append(self.rows[-1])
-    def _append(self, row):
-        new = not Path(self.fname).exists()
-        with open(self.fname, 'a', newline='') as f:
-            w = csv.DictWriter(f, fieldnames=list(self.rows[0])[:7] + self.columns, extrasaction='ignore')   # declared columns only
-            if new: w.writeheader()
-            w.writerow(row)
+        if self.fname: self._write()
+    def _write(self):
+        "Rewrite the whole CSV atomically: a run killed mid-write leaves the previous epoch's file, never half a row."
+        def write(p):
+            with open(p, 'w', newline='') as f:
+                w = csv.DictWriter(f, fieldnames=list(self.rows[0])[:7] + self.columns, extrasaction='ignore')   # declared columns only
+                w.writeheader(); w.writerows(self.rows)
+        atomic_write(self.fname, write)
 
-# %% ../nbs/04_callbacks.ipynb #c8ee6267
+# %% ../nbs/04_callbacks.ipynb #c90677cf
 def save_grid(imgs:torch.Tensor, # images in [0, 1], (n, c, h, w)
               fname, # PNG file to write
               nrow:int=8, # images per row
@@ -64,7 +65,7 @@ def save_grid(imgs:torch.Tensor, # images in [0, 1], (n, c, h, w)
     arr = (g.mul(255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy())
     im = Image.fromarray(arr[..., 0] if imgs.shape[1] == 1 else arr)
     Path(fname).parent.mkdir(parents=True, exist_ok=True)
-    im.resize((im.width * scale, im.height * scale), Image.NEAREST).save(fname)
+    atomic_write(fname, lambda p: im.resize((im.width * scale, im.height * scale), Image.NEAREST).save(p, format='PNG'))
     return fname
 
 # %% ../nbs/04_callbacks.ipynb #7f423f48

@@ -59,7 +59,7 @@ def gan_splitter(model):
     "Two parameter groups: the generator's and the critic's."
     return [params(model.generator), params(model.critic)]
 
-# %% ../nbs/06_learner.ipynb #6bf83899
+# %% ../nbs/06_learner.ipynb #d8621547
 def _check_range(s, key, lo=None, hi=None, lo_open=False, what=''):
     v = s[key]
     if v is None: return
@@ -79,7 +79,9 @@ def recipe_settings(recipe:str='dcgan', **overrides):
         if s[k] is not None:
             try: s[k] = conv(s[k])
             except ValueError as e: raise FastGANError(f"{k}: {e}") from None
-    s['betas'], s['label_noise'] = floats(s['betas']), floats(s['label_noise'])
+    for k in ('betas', 'label_noise'):
+        try: s[k] = floats(s[k])
+        except ValueError as e: raise FastGANError(f"{k}: {e}") from None
     check_choice(s['opt'], OPTS, 'optimizer'); check_choice(s['loss'], LOSSES, 'loss')
     check_choice(s['switcher'], ('fixed', 'adaptive'), 'switcher')
     for k in ('lr', 'lr_gen', 'lr_crit'): _check_range(s, k, 0, lo_open=True)
