@@ -366,7 +366,7 @@ def _saved_scores(out:Path):
     d = load_yaml(f) if f.exists() else {}
     return {k: Score(v.pop('score'), v.pop('value'), v.pop('std'), seconds=v.pop('seconds'), card=v) for k, v in d.items()}
 
-# %% ../nbs/06_learner.ipynb #77024ab4
+# %% ../nbs/06_learner.ipynb #1f2aa0f1
 def train(data='digits', # 'digits', a folder of images, an .npz file, or a fastai URLs name (mnist, cifar10, ...)
           size:int=16, # image height and width
           recipe:str='dcgan', # dcgan, wgan, wgan-gp, sngan, lsgan, cdcgan or acgan; the settings below override it
@@ -428,13 +428,14 @@ def train(data='digits', # 'digits', a folder of images, an .npz file, or a fast
     set_seed(seed)
     dls = gan_dls(data, size=size, bs=bs, nz=nz, noise=noise, n_channels=n_channels, classes=classes, device=device, **data_options(settings))
     learn = gan_learner(dls, recipe, n_features=n_features, **knobs)
-    out = check_writable(Path(out)) if resume else run_dir(out, name=f"{settings['recipe']}-{Path(str(data)).stem}-{size}px", force=force)
+    out = Path(out) if resume else run_dir(out, name=f"{settings['recipe']}-{Path(str(data)).stem}-{size}px", force=force)
     now = datetime.datetime.now().isoformat(timespec='seconds')
     config = dict(data=str(data), size=size, n_channels=dls.images.images.shape[1], classes=classes, n_images=len(dls.images),
                   nz=nz, noise=noise, bs=bs, epochs=epochs, seed=seed, **learn.settings, n_samples=n_samples, score=score, score_every=score_every,
                   device=device_name(device), torch_threads=torch.get_num_threads(), versions=versions(), out=str(out), started=now, status='running')
     config = {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
     state, old = _resume_state(out, config) if resume else (None, {})
+    if resume: check_writable(out)               # the run exists; can it still be written?
     start = state['epoch'] if state else 0
     finished = start == epochs and old.get('status') == 'done'
     if state and not finished:
