@@ -10,7 +10,7 @@ __all__ = ['ARCH_OPTIONS', 'SETTINGS', 'RECIPES', 'OPTS', 'RUN_FILES', 'RESUME_K
            'plot_losses', 'plot_final', 'rng_states', 'set_rng_states', 'save_model', 'load_generator', 'ResumeFrom',
            'Checkpoint', 'final_scores', 'default_epochs', 'train']
 
-# %% ../nbs/06_learner.ipynb #3fab482e
+# %% ../nbs/06_learner.ipynb #fb287bda
 import shutil, time, datetime, warnings, random, csv
 from functools import partial
 from pathlib import Path
@@ -29,7 +29,7 @@ from .core import FastGANError, check_choice, set_seed, device_name, versions, a
 from .data import gan_dls, Noise
 from .models import gan_nets, count_params, generate, sampling_generator, is_conditional
 from .losses import LOSSES, gan_loss, KeepReal
-from .callbacks import GANMetrics, SampleGrids, RichProgress, InstanceNoise, GeneratorEMA, KeepGANMode, BalanceSwitcher, AdaptiveSwitcher, DivergenceGuard, save_grid
+from .callbacks import GANMetrics, SampleGrids, RichProgress, InstanceNoise, GeneratorEMA, KeepGANMode, BalanceSwitcher, AdaptiveSwitcher, DivergenceGuard, save_grid, write_metrics
 
 # %% ../nbs/06_learner.ipynb #cd7df2ae
 ARCH_OPTIONS = dict(bn_critic=onoff, bn_gen=onoff, dropout_critic=float, dropout_gen=float, kernel=int, depth=int,
@@ -334,7 +334,7 @@ def _check_train_args(epochs, bs, n_samples, checkpoint_every, resume, out, forc
     if resume and out is None: raise FastGANError("--resume continues the run in --out: give --out DIR")
     if resume and force: raise FastGANError("--resume continues the run in --out and --force starts it again: choose one")
 
-# %% ../nbs/06_learner.ipynb #3fc2f165
+# %% ../nbs/06_learner.ipynb #09d21fdf
 RESUME_KEYS = ('data', 'size', 'n_channels', 'classes', 'n_images', 'nz', 'noise', 'bs', 'seed', 'n_features', 'n_samples', 'score',
                'score_every', 'recipe', *SETTINGS)   # the settings that shape a run: a resumed run must repeat them
 
@@ -351,14 +351,6 @@ def _resume_state(out:Path, config:dict):
         raise FastGANError(f"{out} has trained {state['epoch']} epochs, more than --epochs {config['epochs']}: give --epochs {state['epoch']} or more")
     return state, old
 
-def _write_metrics(fname, rows:list, columns:list):
-    "Rewrite metrics.csv from `rows` as `GANMetrics` writes it, atomically (a row the killed run half-appended cannot stay)."
-    def write(p):
-        with open(p, 'w', newline='') as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0])[:7] + columns, extrasaction='ignore'); w.writeheader(); w.writerows(rows)
-    if rows: atomic_write(fname, write)
-    else: Path(fname).unlink(missing_ok=True)
-
 def _saved_scores(out:Path):
     "The `metrics.Score`s in a run's scores.yaml ({} when it has none)."
     from fastgan_study.metrics import Score
@@ -366,7 +358,7 @@ def _saved_scores(out:Path):
     d = load_yaml(f) if f.exists() else {}
     return {k: Score(v.pop('score'), v.pop('value'), v.pop('std'), seconds=v.pop('seconds'), card=v) for k, v in d.items()}
 
-# %% ../nbs/06_learner.ipynb #1f2aa0f1
+# %% ../nbs/06_learner.ipynb #0287429e
 def train(data='digits', # 'digits', a folder of images, an .npz file, or a fastai URLs name (mnist, cifar10, ...)
           size:int=16, # image height and width
           recipe:str='dcgan', # dcgan, wgan, wgan-gp, sngan, lsgan, cdcgan or acgan; the settings below override it
@@ -440,7 +432,7 @@ def train(data='digits', # 'digits', a folder of images, an .npz file, or a fast
     finished = start == epochs and old.get('status') == 'done'
     if state and not finished:
         config.update(started=old['started'], resumed=old.get('resumed', []) + [dict(epoch=start, at=now)])
-        _write_metrics(out/'metrics.csv', state['train']['metrics']['rows'], state['train']['metrics']['columns'])
+        write_metrics(out/'metrics.csv', state['train']['metrics']['rows'], state['train']['metrics']['columns'])
         for f in [out/'scores.yaml', *out.glob('.*.tmp'), *out.glob('samples/.*.tmp')]: f.unlink(missing_ok=True)   # stale: scores, half-written files
     if not finished: save_yaml(config, out/'config.yaml')
     grids = SampleGrids(out/'samples', n=n_samples, seed=seed)

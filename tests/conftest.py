@@ -1,6 +1,7 @@
 import os, subprocess, sys
+from contextlib import contextmanager
 from pathlib import Path
-import pytest, tempfile
+import pytest, tempfile, torch
 
 # tests never read or fill the user's cache of features and domain classifiers
 os.environ['FASTGAN_STUDY_CACHE'] = tempfile.mkdtemp(prefix='fastgan_cache_')
@@ -18,3 +19,26 @@ def cli(*args, cwd=None):
 
 @pytest.fixture
 def run_cli(): return cli
+
+@pytest.fixture(scope='module')
+def one_thread():
+    "One torch thread for a test module (the build machine is shared; tiny tensors train faster on one thread); restored after."
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+@contextmanager
+def host_reads(*modules):
+    "Record (function, method) for each read of a tensor's value (a host sync on a GPU) made by code in `modules`."
+    files, calls = {m.__file__ for m in modules}, []
+    saved = {n: getattr(torch.Tensor, n) for n in ('__bool__', '__float__', '__int__', 'item', 'tolist', 'numpy', 'cpu')}
+    def spy(name, f):
+        def read(self, *args, **kwargs):
+            code = sys._getframe(1).f_code
+            if code.co_filename in files: calls.append((code.co_name, name))
+            return f(self, *args, **kwargs)
+        return read
+    for n, f in saved.items(): setattr(torch.Tensor, n, spy(n, f))
+    try: yield calls
+    finally:
+        for n, f in saved.items(): setattr(torch.Tensor, n, f)

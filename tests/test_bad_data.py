@@ -7,8 +7,7 @@ from fastgan_study.core import FastGANError
 from fastai.data.transforms import get_image_files
 from fastgan_study.data import Crappifier, crappify_folder, gan_dls, load_images, npz_images, pair_dls
 
-@pytest.fixture(autouse=True)
-def one_thread(): torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 def _png(a, fmt='PNG', **kw):
     "The bytes of array or image `a` saved as `fmt`."

@@ -5,17 +5,13 @@ import pytest, torch
 from fastai.callback.core import Callback
 import fastgan_study.callbacks as callbacks
 from fastgan_study.callbacks import DivergenceGuard
+from conftest import host_reads
 from fastgan_study.learner import tiny_gan_learner
 from fastgan_study.core import set_seed, FastGANError
 
 N = 22   # training batches per epoch: the 179 sevens of digits in batches of 8; critic and generator alternate, the critic first
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    "Tensors this small train ~10× faster on one thread than on two busy cores."
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 class Batches(Callback):
     "Count the training batches of each epoch; note whether `after_fit` ran."
@@ -108,21 +104,6 @@ def test_healthy_run_is_untouched():
     a, b = state(guarded), state(plain)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
-@contextmanager
-def host_reads(*modules):
-    "Record (function, method) for each read of a tensor's value (a host sync on a GPU) made by code in `modules`."
-    files, calls = {m.__file__ for m in modules}, []
-    saved = {n: getattr(torch.Tensor, n) for n in ('__bool__', '__float__', '__int__', 'item', 'tolist', 'numpy', 'cpu')}
-    def spy(name, f):
-        def read(self, *args, **kwargs):
-            code = sys._getframe(1).f_code
-            if code.co_filename in files: calls.append((code.co_name, name))
-            return f(self, *args, **kwargs)
-        return read
-    for n, f in saved.items(): setattr(torch.Tensor, n, spy(n, f))
-    try: yield calls
-    finally:
-        for n, f in saved.items(): setattr(torch.Tensor, n, f)
 
 @pytest.mark.parametrize('check_every, reads_per_epoch', [(5, N // 5 + 1), (25, 1)])
 def test_one_host_read_per_check(check_every, reads_per_epoch):

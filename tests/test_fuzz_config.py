@@ -5,11 +5,7 @@ from fastgan_study.core import FastGANError
 from fastgan_study.learner import recipe_settings, needs_labels, train, RECIPES
 from fastgan_study.models import gan_nets, ARCHS
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 CHOICES = dict(   # valid values mixed with the mistakes people make
     arch=list(ARCHS) + ['dcgna', 'resnet', None], loss=['bce', 'minimax', 'wgan', 'wgan-gp', 'hinge', 'lsgan', 'hinje', None],

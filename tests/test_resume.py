@@ -11,9 +11,7 @@ ARGS = dict(data='digits', size=16, classes='7', bs=16, n_features=8, progress=F
 RECIPES = {'dcgan': {}, 'wgan': dict(recipe='wgan'),   # wgan: five critic steps a round, so rounds straddle epochs
            'tricks': dict(ema=0.9, instance_noise=0.1, instance_noise_anneal=3, label_noise='1,20', lr_gen=1e-4)}
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1); yield; torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 class Killed(Exception): pass
 

@@ -6,11 +6,7 @@ from fastgan_study.core import FastGANError, load_yaml
 from fastgan_study.data import digits_images
 from fastgan_study.superres import train_superres, load_state, load_superres, restore, psnr, ssim, STAGES
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 @pytest.fixture(scope='module')
 def tiny(tmp_path_factory):

@@ -13,6 +13,7 @@ from fastgan_study.core import set_seed, FastGANError
 from fastgan_study.data import gan_dls
 from fastgan_study.models import gan_nets, generate
 from fastgan_study.losses import LOSSES
+from conftest import host_reads
 
 N = 22   # training batches per epoch: the 179 sevens of digits in batches of 8
 
@@ -181,21 +182,6 @@ def test_ema_differs_leaves_training_alone_and_feeds_the_grids(plain, tmp_path):
 
 # ---- no host reads per batch
 
-@contextmanager
-def host_reads(*modules):
-    "Record (function, method) for each read of a tensor's value (a host sync on a GPU) made by code in `modules`."
-    files, calls = {m.__file__ for m in modules}, []
-    saved = {n: getattr(torch.Tensor, n) for n in ('__bool__', '__float__', '__int__', 'item', 'tolist', 'numpy', 'cpu')}
-    def spy(name, f):
-        def read(self, *args, **kwargs):
-            code = sys._getframe(1).f_code
-            if code.co_filename in files: calls.append((code.co_name, name))
-            return f(self, *args, **kwargs)
-        return read
-    for n, f in saved.items(): setattr(torch.Tensor, n, spy(n, f))
-    try: yield calls
-    finally:
-        for n, f in saved.items(): setattr(torch.Tensor, n, f)
 
 def test_tricks_read_no_tensor_values():
     with host_reads(callbacks) as calls:
