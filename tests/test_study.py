@@ -1,0 +1,145 @@
+"Studies: kill-and-resume through the CLI, failed trials, refusals before anything runs, parallel jobs, Ray, and the statistics."
+import os, sys, time, signal, fcntl, subprocess, shutil
+from pathlib import Path
+import numpy as np, pandas as pd, pytest
+from fastgan_study.core import FastGANError, load_yaml
+from fastgan_study import study as S
+
+pytestmark = pytest.mark.usefixtures('one_thread')
+CLI = str(Path(sys.executable).with_name('fastgan_study'))
+STUDY = """name: tiny
+base: {data: digits, size: 16, recipe: dcgan, epochs: EPOCHS, n_features: 8, bs: 32}
+grid:
+  lr: [2e-3, 2e-4]
+  opt: [adam, rmsprop]
+seeds: 2
+scores: [domain]
+n_score: 200
+"""
+
+def study_file(tmp_path, epochs=1, text=STUDY, name='s.yaml'):
+    f = tmp_path/name; f.write_text(text.replace('EPOCHS', str(epochs))); return f
+
+def finished(out): return sorted(p.parent.name for p in (out/'trials').glob('*/trial.yaml'))
+
+def test_killed_study_resumes_to_eight_rows_and_a_report(tmp_path):
+    "The issue's must-show: a 2×2×2-seed study, killed (SIGKILL) mid-trial, run again: 8 rows, a report, nothing repeated."
+    f, out = study_file(tmp_path, epochs=8), tmp_path/'study'
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    p = subprocess.Popen([CLI, 'study', str(f), '--out', str(out)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    deadline, victim = time.time() + 300, None
+    while time.time() < deadline and p.poll() is None:
+        started = [d for d in (out/'trials').glob('*') if (d/'model.pth').exists() and not (d/'trial.yaml').exists()] if (out/'trials').exists() else []
+        if len(finished(out)) >= 2 and started: victim = started[0].name; p.send_signal(signal.SIGKILL); break
+        time.sleep(0.1)
+    p.wait(30)
+    assert victim, f"the study ended before it could be killed mid-trial: {p.stdout.read().decode()[-2000:]}"
+    before = {t: (out/'trials'/t/'trial.yaml').stat().st_mtime_ns for t in finished(out)}
+    assert len(before) < 8 and not (out/'report.html').exists()
+    partial = pd.read_csv(out/'results.csv')                          # written atomically: a whole table of the finished trials
+    assert set(partial.trial) <= set(before) and len(partial) >= 2
+    r = subprocess.run([CLI, 'study', str(f), '--out', str(out)], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"{len(before)} of 8 trials already finished" in r.stdout
+    res = pd.read_csv(out/'results.csv')
+    assert len(res) == 8 and set(res.status) == {'done'} and res.trial.is_unique
+    assert {t: (out/'trials'/t/'trial.yaml').stat().st_mtime_ns for t in before} == before      # finished trials were not run again
+    rec = load_yaml(out/'trials'/victim/'trial.yaml')
+    assert rec['resumed'] and rec['epochs'] == 8, rec                 # the interrupted one continued from its checkpoint
+    assert load_yaml(out/'trials'/victim/'config.yaml')['resumed'], 'its config records the resume'
+    assert (out/'report.html').stat().st_size > 10_000 and '8 trials (8 done)' in r.stdout
+
+def test_failed_trial_is_recorded_and_the_study_goes_on(tmp_path, monkeypatch):
+    f, out, real = study_file(tmp_path), tmp_path/'study', S.train
+    def flaky(**kw):
+        if kw['seed'] == 1 and kw['lr'] == 2e-3: raise RuntimeError('CUDA out of memory (simulated)\nsecond line')
+        return real(**kw)
+    monkeypatch.setattr(S, 'train', flaky)
+    res = S.run_study(f, out, verbose=False)
+    failed = res[res.status == 'failed']
+    assert len(res) == 8 and len(failed) == 2 and (res.status == 'done').sum() == 6
+    assert set(failed.error) == {'RuntimeError: CUDA out of memory (simulated)'}
+    summ = pd.read_csv(out/'summary.csv')
+    assert set(summ[summ.cell.str.startswith('lr=0.002,')].n) == {1} and set(summ[summ.cell.str.startswith('lr=0.0002,')].n) == {2}
+    monkeypatch.setattr(S, 'train', real)
+    assert (S.run_study(f, out, verbose=False).status == 'failed').sum() == 2       # a failed trial stays failed ...
+    res = S.run_study(f, out, verbose=False, retry_failed=True)                      # ... until asked to retry
+    assert (res.status == 'done').all()
+
+@pytest.mark.parametrize('edit, message', [
+    (lambda t: t.replace('opt: [', 'optimizer: ['), "s.yaml, line 5: unknown key 'optimizer' (not a train setting)"),
+    (lambda t: t.replace('[2e-3, 2e-4]', '[2e-3, fast]'), "s.yaml, line 4: lr: expected a number, got 'fast'"),
+    (lambda t: t.replace('seeds: 2', 'seeds: [1, 1]'), "s.yaml, line 6: seeds repeat"),
+    (lambda t: t.replace('[domain]', '[fidd]'), "s.yaml, line 7: scores must be a list of"),
+    (lambda t: t.replace('recipe: dcgan', 'recipe: dcgna'), "s.yaml, line 2: cell lr=0.002,opt=adam: unknown recipe 'dcgna': did you mean 'dcgan'?"),
+    (lambda t: t.replace('adam, rmsprop', 'adam, adagrad'), "s.yaml, line 5: cell lr=0.002,opt=adagrad: unknown optimizer 'adagrad'"),
+    (lambda t: t + 'seed: 3\n', "unknown key 'seed'"),
+    (lambda t: t.replace('grid:', 'grid:\n  data: [nowhere.npz]'), "no data source 'nowhere.npz'"),
+    (lambda t: t.replace('lr: [', 'lr: [[1], '), "lr: expected a number, got [1]"),
+    (lambda t: t.replace('n_features: 8', 'n_features: 8, epochs: 0'), "epochs must be at least 1"),
+])
+def test_bad_study_is_refused_before_anything_runs(tmp_path, edit, message):
+    f, out = study_file(tmp_path, text=edit(STUDY)), tmp_path/'study'
+    with pytest.raises(FastGANError, match=None) as e: S.run_study(f, out, verbose=False)
+    assert message in str(e.value) and '\n' not in str(e.value), str(e.value)
+    assert not out.exists(), 'nothing may run or be written'
+
+def test_cli_errors_are_one_line(tmp_path):
+    r = subprocess.run([CLI, 'study', str(tmp_path/'none.yaml')], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip().count('\n') == 0 and 'no study file' in r.stderr, r.stderr
+    (tmp_path/'bad.yaml').write_text('base: {lr: [1, 2\n')
+    r = subprocess.run([CLI, 'study', str(tmp_path/'bad.yaml')], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and 'line 2' in r.stderr and r.stderr.strip().count('\n') == 0, r.stderr
+
+def test_another_base_is_refused_and_a_larger_grid_is_not(tmp_path):
+    f, out = study_file(tmp_path, text=STUDY.replace('seeds: 2', 'seeds: 1').replace('[2e-3, 2e-4]', '[2e-4]')), tmp_path/'study'
+    assert len(S.run_study(f, out, verbose=False, report=False)) == 2
+    f2 = study_file(tmp_path, text=STUDY.replace('seeds: 2', 'seeds: 1').replace('n_features: 8', 'n_features: 16'), name='t.yaml')
+    with pytest.raises(FastGANError, match='holds a study with another base'): S.run_study(f2, out, verbose=False)
+    f3 = study_file(tmp_path, text=STUDY.replace('[2e-3, 2e-4]', '[2e-4]'), name='u.yaml')     # one more seed: 2 new trials
+    res = S.run_study(f3, out, verbose=False, report=False)
+    assert len(res) == 4 and sorted(res.seed) == [0, 0, 1, 1]
+
+def test_one_study_folder_one_process(tmp_path):
+    f, out = study_file(tmp_path), tmp_path/'study'
+    out.mkdir(); h = open(out/'.study.lock', 'a+'); fcntl.flock(h, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(FastGANError, match='is being run by another process'): S.run_study(f, out, verbose=False)
+    finally: h.close()
+    assert not (out/'trials').exists()
+
+def test_dry_run_lists_trials_and_states(tmp_path):
+    f, out = study_file(tmp_path, text=STUDY.replace('seeds: 2', 'seeds: 1')), tmp_path/'study'
+    st = S.run_study(f, out, dry_run=True)
+    assert list(st.state) == ['pending'] * 4 and not out.exists()
+    S.run_trial(S.trials(S.load_study(f))[0]['kwargs'], out/'trials'/st.trial[0], scores=[])
+    assert list(S.run_study(f, out, dry_run=True).state) == ['done'] + ['pending'] * 3
+
+def test_parallel_jobs(tmp_path):
+    f, out = study_file(tmp_path, text=STUDY.replace('seeds: 2', 'seeds: 1')), tmp_path/'study'
+    res = S.run_study(f, out, jobs=2, verbose=False, report=False)
+    assert len(res) == 4 and (res.status == 'done').all() and res.domain_fd.notna().all()
+    assert len({load_yaml(out/'trials'/t/'config.yaml')['torch_threads'] for t in res.trial}) == 1
+
+def test_ray_engine(tmp_path):
+    ray = pytest.importorskip('ray', reason="Ray is an optional extra (pip install 'fastgan_study[ray]'); not installed here")
+    f, out = study_file(tmp_path, text=STUDY.replace('seeds: 2', 'seeds: 1').replace('[2e-3, 2e-4]', '[2e-4]')), tmp_path/'study'
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=200 * 2**20)
+    try: res = S.run_study(f, out, engine='ray', jobs=2, verbose=False, report=False)
+    finally: ray.shutdown()
+    assert len(res) == 2 and (res.status == 'done').all() and res.domain_fd.notna().all()
+    assert S.run_study(f, out, dry_run=True).state.tolist() == ['done', 'done']
+
+def test_ci_covers_the_mean_95_percent_of_the_time():
+    g = np.random.default_rng(0); hits = 0
+    for _ in range(2000):
+        _, _, lo, hi = S.mean_ci(g.normal(5., 2., 3)); hits += lo <= 5. <= hi
+    assert 0.935 < hits / 2000 < 0.965, hits / 2000
+
+def test_tests_hold_their_size():
+    "Under the null (same distribution) about 5% of Welch tests reject at 0.05; with a real gap most do."
+    g = np.random.default_rng(1)
+    null = np.mean([S.p_value(g.normal(0, 1, 5), g.normal(0, 3, 5)) < 0.05 for _ in range(1000)])
+    power = np.mean([S.p_value(g.normal(0, 1, 5), g.normal(3, 1, 5)) < 0.05 for _ in range(200)])
+    boot = np.mean([S.p_value(g.normal(0, 1, 8), g.normal(3, 1, 8), test='bootstrap', n_boot=2000) < 0.05 for _ in range(50)])
+    assert 0.03 < null < 0.08 and power > 0.9 and boot > 0.9, (null, power, boot)
