@@ -143,3 +143,11 @@ def test_tests_hold_their_size():
     power = np.mean([S.p_value(g.normal(0, 1, 5), g.normal(3, 1, 5)) < 0.05 for _ in range(200)])
     boot = np.mean([S.p_value(g.normal(0, 1, 8), g.normal(3, 1, 8), test='bootstrap', n_boot=2000) < 0.05 for _ in range(50)])
     assert 0.03 < null < 0.08 and power > 0.9 and boot > 0.9, (null, power, boot)
+
+@pytest.mark.parametrize('f', sorted((Path(__file__).parents[1]/'studies').glob('*.yaml')), ids=lambda f: f.stem)
+def test_ready_studies_pass_their_checks(f):
+    "Every study in studies/ loads, builds each cell's learner, and names a cell to compare against that exists."
+    s = S.load_study(f)
+    assert len(S.trials(s)) >= 8 and s['scores']
+    names = [c for c, _ in S.cells(s)]
+    assert s['compare'] == 'none' or (S.base_cell(s) in names if s['compare'] == 'base' else s['compare'] in names)
