@@ -303,7 +303,7 @@ def _score_callback(real, score, every, seed):
     domain = score == 'domain' or (score == 'auto' and labelled)
     ext = domain_classifier(real) if domain else InceptionFeatures()
     return ScoreCallback(real, scores=('fid',), extractor=ext, every=every, n=min(len(real), 1000 if domain else 2048), seed=seed,
-                         prefix='domain_' if domain else '', allow_few=not domain)
+                         names=['domain_fd'] if domain else None, allow_few=not domain)   # the name domain_scores gives it
 
 def final_scores(learn, # a trained GANLearner from `gan_learner`
                  score:str='auto', # auto, domain, fid, kid or none

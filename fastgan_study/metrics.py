@@ -464,9 +464,9 @@ class ScoreCallback(Callback):
     "Measure `scores` of the generator every `every` epochs on `n` fixed-noise samples, into `metrics.csv` and the recorder."
     order = 40                                          # before the recorder reads its metrics (50)
     def __init__(self, real, scores=('fid',), extractor:FeatureExtractor=None, every:int=1, n:int=1000, seed:int=0,
-                 allow_few:bool=False, prefix:str=''):
+                 allow_few:bool=False, prefix:str='', names=None):   # names: the columns (default prefix + score)
         store_attr(); self.scores = [scores] if isinstance(scores, str) else list(scores); self.rows, self.current = [], {}
-        self.names = [prefix + s for s in self.scores]
+        self.names = list(names) if names else [prefix + s for s in self.scores]
     def before_fit(self):
         self.extractor = self.extractor or InceptionFeatures()
         real_features(self.real, self.extractor)         # computed (or loaded) once, before training
@@ -479,7 +479,7 @@ class ScoreCallback(Callback):
         if e % self.every and e != self.n_epoch: return
         res = measure(self.real, self.learn.model.generator if not hasattr(self.learn.dls, 'noise') else self.learn, scores=self.scores,
                       extractor=self.extractor, n=self.n, seed=self.seed, allow_few=self.allow_few)
-        self.current = {self.prefix + k: v.value for k, v in res.items()}
+        self.current = {n: res[s].value for n, s in zip(self.names, self.scores)}
         self.last = res
         self.rows.append(dict(epoch=e, **self.current))
         if hasattr(self.learn, 'gan_metrics'): self.learn.gan_metrics.extra.update(self.current)

@@ -11,10 +11,10 @@ __all__ = ['CSS', 'METRIC_COLUMNS', 'TEXT_COLUMNS', 'VERDICTS', 'COMPUTE', 'fmt'
            'cells_of', 'plot_samples', 'plot_study_losses', 'plot_study_scores', 'plot_score_vs_time', 'compute_table',
            'better_of', 'study_report', 'write_report']
 
-# %% ../nbs/09_report.ipynb #e590c0fb
+# %% ../nbs/09_report.ipynb #e0e2a95d
 import base64, html, io, math, tempfile
 from pathlib import Path
-import numpy as np, pandas as pd, torch
+import pandas as pd, torch
 import matplotlib; matplotlib.use('Agg')
 import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
@@ -25,7 +25,7 @@ from .data import load_images
 from .learner import plot_losses
 from .metrics import Score, sample_images
 
-# %% ../nbs/09_report.ipynb #062633e8
+# %% ../nbs/09_report.ipynb #2f16fab5
 def fmt(v, # a number, or None / NaN (printed as –)
         digits:int=4): # significant figures
     "`v` in `digits` significant figures (whole numbers whole, never an exponent above 1e-4); – when missing."
@@ -44,7 +44,7 @@ def mean_std(mean, # a mean (NaN: –)
     d = _decimals(std)
     return f"{mean:.{d}f} ± {std:.{d}f}"
 
-# %% ../nbs/09_report.ipynb #0b78acb7
+# %% ../nbs/09_report.ipynb #b4ab1b4c
 def esc(text): return html.escape(str(text))
 
 def cell(text, # the main text
@@ -55,7 +55,7 @@ def cell(text, # the main text
 
 def _cell(c): return c if isinstance(c, dict) else cell(c)
 
-# %% ../nbs/09_report.ipynb #c8fef06f
+# %% ../nbs/09_report.ipynb #59ae0a48
 def html_table(rows:list): # header row first; each cell a string or a `cell`
     "An HTML table: the first column and row as headers, notes in small text, the best cell bold with a ★."
     def td(c, tag):
@@ -74,7 +74,7 @@ def md_table(rows:list): # header row first; each cell a string or a `cell`
     head, *body = rows
     return '\n'.join('| ' + ' | '.join(map(md, r)) + ' |' for r in [head, ['---'] * len(head), *body])
 
-# %% ../nbs/09_report.ipynb #aa1ad38c
+# %% ../nbs/09_report.ipynb #2d5d4c31
 def png_bytes(src): # a matplotlib Figure (closed once saved), a PNG file, or PNG bytes
     "The PNG bytes of a figure or a file."
     if isinstance(src, bytes): return src
@@ -87,7 +87,7 @@ def img_tag(src, # anything `png_bytes` reads
     "An `<img>` whose PNG is embedded as a base64 `data:` URI: the page needs no other file and no network."
     return f'<img alt="{esc(alt)}" src="data:image/png;base64,{base64.b64encode(png_bytes(src)).decode()}">'
 
-# %% ../nbs/09_report.ipynb #4a2f637c
+# %% ../nbs/09_report.ipynb #e7fd856c
 CSS = """body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1180px;margin:24px auto;padding:0 16px;color:#222}
 h1{margin-bottom:4px}h2{border-bottom:1px solid #ddd;padding-bottom:2px;margin-top:32px}
 table{border-collapse:collapse;margin:8px 0 16px;font-size:14px}th,td{border:1px solid #ccc;padding:4px 9px;text-align:left;vertical-align:top}
@@ -114,7 +114,7 @@ class Report:
         md = [t for t, nxt in zip(self.md, self.md[1:] + ['#']) if level(t) == 99 or level(nxt) > level(t)]
         return '\n\n'.join([f'# {self.title}', *md]) + '\n'
 
-# %% ../nbs/09_report.ipynb #ffb30e3a
+# %% ../nbs/09_report.ipynb #18eba574
 METRIC_COLUMNS = ('epoch', 'gen_loss', 'crit_loss', 'gen_updates', 'crit_updates', 'time', 'elapsed')
 
 def read_metrics(run): # a run folder
@@ -133,7 +133,7 @@ def read_scores(run): # a run folder
     d = (load_yaml(f) if f.exists() else None) or {}
     return {k: Score(v.pop('score', k), v.pop('value', None), v.pop('std', None), seconds=v.pop('seconds', None), card=v) for k, v in d.items()}
 
-# %% ../nbs/09_report.ipynb #65b67aba
+# %% ../nbs/09_report.ipynb #df19091d
 def _losses_png(metrics, loss):
     "`learner.plot_losses` of metrics.csv's rows, as PNG bytes."
     with tempfile.TemporaryDirectory() as d: return plot_losses(metrics.to_dict('records'), Path(d)/'losses.png', loss=loss).read_bytes()
@@ -151,7 +151,7 @@ def plot_score_curves(metrics:pd.DataFrame): # from `read_metrics`, with score c
     fig.tight_layout()
     return fig
 
-# %% ../nbs/09_report.ipynb #ae9d03c9
+# %% ../nbs/09_report.ipynb #8bcbf469
 def run_summary(config:dict, # the run's config.yaml
                 metrics:pd.DataFrame): # its metrics.csv
     "The header of a run as table rows: recipe, data, status, epochs done, time, device and seed."
@@ -169,7 +169,7 @@ def scores_table(scores:dict): # from `read_scores`
     return [['score', 'value', 'how it was measured', 'time (s)']] + [
         [s.name, mean_std(s.value, s.std), s.card_line(), fmt(s.seconds, 2)] for s in scores.values()]
 
-# %% ../nbs/09_report.ipynb #ca9e0a1b
+# %% ../nbs/09_report.ipynb #a6410c2b
 def run_report(run): # a run folder written by `learner.train`
     "The `Report` of a run: header, final scores, samples, loss and score curves, configuration."
     run = Path(run); c, m, scores = load_yaml(run/'config.yaml') or {}, read_metrics(run), read_scores(run)
@@ -189,7 +189,7 @@ def run_report(run): # a run folder written by `learner.train`
     doc.details('config.yaml (every setting of the run)', (run/'config.yaml').read_text())
     return doc
 
-# %% ../nbs/09_report.ipynb #840b5b87
+# %% ../nbs/09_report.ipynb #768f374e
 TEXT_COLUMNS = ('trial', 'cell', 'status', 'error', 'device', 'score', 'better', 'vs', 'verdict', 'selection')
 
 def _read_csv(f, text, empty):
@@ -207,7 +207,7 @@ def read_study(folder): # a study folder
     if 'axes' not in study: study['axes'] = list(summary.columns[1:list(summary.columns).index('score')])   # the columns between cell and score
     return study, _read_csv(folder/'results.csv', [*TEXT_COLUMNS, *study['axes']], ['trial', 'cell', 'seed', 'status', 'error']), summary
 
-# %% ../nbs/09_report.ipynb #65a4798d
+# %% ../nbs/09_report.ipynb #a256b4fa
 def _pivot_keys(s, axes):
     "(row, column) labels of each summary row: over the axes when they make one grid, else one row per cell."
     axes = [a for a in axes if a in s.columns]
@@ -224,19 +224,21 @@ def _best(s):
     i = m.idxmin() if better == 'lower' else m.idxmax()
     return i if (m == m[i]).sum() == 1 else None      # a tie has no best
 
-# %% ../nbs/09_report.ipynb #b3126cf2
+# %% ../nbs/09_report.ipynb #03695c2e
 VERDICTS = {'better': 'better than', 'worse': 'worse than', 'no difference': 'no difference from'}
+
+def _p(p): return '< 0.001' if p < 0.001 else f"= {p:.2g}"
 
 def summary_cell(r, # one row of summary.csv
                  best:bool=False): # mark it as the best
-    "A `cell` of a summary row: 'mean ± std', its 95% interval and n, and its comparison when the study made one."
+    "A `cell` of a summary row: 'mean ± std', its 95% interval and n, and its comparison when the study made one (with Holm's p when given)."
     std = r.get('std')
     d = _decimals(std) if not pd.isna(std) and std > 0 else None
     ci = '' if d is None or pd.isna(r.get('ci_low')) else f"95% CI [{r['ci_low']:.{d}f}, {r['ci_high']:.{d}f}], "
     notes = ['base' if r.get('cell') == 'base' else '', f"{ci}n = {fmt(r.get('n'))}"]
     if not pd.isna(r.get('p', float('nan'))):
-        p = 'p < 0.001' if r['p'] < 0.001 else f"p = {r['p']:.2g}"
-        notes.append(f"{p}, {VERDICTS.get(r.get('verdict'), 'compared with')} {r.get('vs')}")
+        holm = '' if pd.isna(r.get('p_holm', float('nan'))) else f" (Holm p {_p(r['p_holm'])})"
+        notes.append(f"p {_p(r['p'])}{holm}, {VERDICTS.get(r.get('verdict'), 'compared with')} {r.get('vs')}")
     return cell(mean_std(r['mean'], std), notes, best)
 
 def pivot(summary:pd.DataFrame, # summary.csv, from `read_study`
@@ -249,7 +251,7 @@ def pivot(summary:pd.DataFrame, # summary.csv, from `read_study`
     rows, cols = list(dict.fromkeys(k[0] for k in keys)), list(dict.fromkeys(k[1] for k in keys))
     return [[corner, *cols]] + [[r, *(summary_cell(s.iloc[at[r, c]], at[r, c] == best) if (r, c) in at else '–' for c in cols)] for r in rows]
 
-# %% ../nbs/09_report.ipynb #801441b1
+# %% ../nbs/09_report.ipynb #37c58357
 def cells_of(results:pd.DataFrame): return list(dict.fromkeys(results.cell))   # cells in the order the study ran them
 
 def _seeds(results): return sorted({int(s) for s in pd.to_numeric(results.seed, errors='coerce').dropna()})
@@ -265,7 +267,7 @@ def _trial_images(run, n):
     try: return sample_images(run, n, seed=0)
     except FastGANError: return None
 
-# %% ../nbs/09_report.ipynb #ea33c62c
+# %% ../nbs/09_report.ipynb #e1ca27bd
 def _real_images(folder, results, n):
     "`n` real training images of the study's first trial, when its data is on this machine (else None)."
     for t in results.trial:
@@ -281,7 +283,7 @@ def _grey(ax, text):
     ax.set_facecolor('0.85'); ax.set_aspect('equal')
     ax.text(0.5, 0.5, text, ha='center', va='center', transform=ax.transAxes, color='0.25', fontsize=11)
 
-# %% ../nbs/09_report.ipynb #06dde375
+# %% ../nbs/09_report.ipynb #442034b0
 def plot_samples(folder, # a study folder
                  results:pd.DataFrame, # its results.csv
                  n_samples:int=16): # images per trial
@@ -295,7 +297,7 @@ def plot_samples(folder, # a study folder
             t = results[(results.cell == c) & (pd.to_numeric(results.seed, errors='coerce') == s)]
             status = t.status.iloc[0] if len(t) else 'not run'
             x = _trial_images(Path(folder)/'trials'/t.trial.iloc[0], n_samples) if len(t) else None
-            if x is None: _grey(axs[i, j], status or 'not run')
+            if x is None: _grey(axs[i, j], 'no model' if status in ('done', 'diverged') else status or 'not run')
             else: _show(axs[i, j], x, n_samples)
             axs[i, j].set_title(f"seed {s}" + ('' if status == 'done' else f" ({status or 'running'})"), fontsize=9,
                                 color='black' if status == 'done' else 'firebrick')
@@ -305,48 +307,48 @@ def plot_samples(folder, # a study folder
     fig.suptitle(f'Final samples, {n_samples} per trial from the same noise (seed 0)', fontsize=11); fig.tight_layout()
     return fig
 
-# %% ../nbs/09_report.ipynb #ff48726d
+# %% ../nbs/09_report.ipynb #8adea0e6
 def _colours(keys): return {k: plt.get_cmap('tab10' if len(keys) <= 10 else 'tab20')(i % 20) for i, k in enumerate(keys)}
 
-def _panels(n, width=4.2, height=3.0, **kwargs):
-    "A figure of `n` panels in rows of at most 3; panels past `n` are hidden."
+def _panels(n, xlabel, ylabel=None, width=4.2, height=3.0, sharex=False, sharey=False):
+    "A figure of `n` panels in rows of at most 3 (the rest hidden); shared axes are labelled on the outer panels only."
     cols = min(n, 3); rows = math.ceil(n / cols)
-    fig, axs = plt.subplots(rows, cols, figsize=(width * cols, height * rows + 0.9), squeeze=False, **kwargs)
+    fig, axs = plt.subplots(rows, cols, figsize=(width * cols, height * rows + 1.1), squeeze=False, sharex=sharex, sharey=sharey)
     for k, ax in enumerate(axs.flat):
-        ax.set_visible(k < n)
-        if k < n and k + cols >= n: ax.tick_params(labelbottom=True)   # the lowest panel of each column shows its epoch axis
+        ax.set_visible(k < n); ax.grid(alpha=0.3)
+        if k + cols >= n or not sharex: ax.set_xlabel(xlabel); ax.tick_params(labelbottom=True)
+        if ylabel and (k % cols == 0 or not sharey): ax.set_ylabel(ylabel)
     return fig, axs.flat[:n]
+
+def _legend_below(fig, handles):
+    "One legend for the whole figure, below its panels."
+    ncol = max(1, min(len(handles), int(fig.get_figwidth() // 2.3)))     # about 2.3 in per entry: cell names are long
+    fig.legend(handles=handles, loc='lower center', ncol=ncol, frameon=False, fontsize=9)
+    fig.tight_layout(rect=(0, (0.28 * math.ceil(len(handles) / ncol) + 0.1) / fig.get_figheight(), 1, 1))
+
+def _cell_handles(colour, ls='-'): return [Line2D([], [], color=c, ls=ls, marker='o', ms=4, label=k) for k, c in colour.items()]
 
 def _trial_metrics(folder, results):
     "(trial row, its metrics.csv) for every trial with at least one epoch."
     return [(t, m) for _, t in results.iterrows() if len(m := read_metrics(Path(folder)/'trials'/str(t.trial)))]
 
-# %% ../nbs/09_report.ipynb #199e5eb4
+# %% ../nbs/09_report.ipynb #d7d61e6e
 def plot_study_losses(folder, # a study folder
                       results:pd.DataFrame, # its results.csv
                       share_loss:bool=True): # share the loss axis (False when cells use different losses)
     "Generator (solid) and critic (dashed) losses per epoch: one panel per cell on shared axes, one colour per seed."
     cells, colour = cells_of(results), _colours(_seeds(results))
-    fig, axs = _panels(len(cells), sharex=True, sharey=share_loss)
+    fig, axs = _panels(len(cells), 'epoch', 'loss (mean over the epoch)', sharex=True, sharey=share_loss)
     for t, m in _trial_metrics(folder, results):
         ax, c = axs[cells.index(t.cell)], colour.get(int(t.seed), 'grey')
         ax.plot(m.epoch, m.gen_loss, '-', color=c); ax.plot(m.epoch, m.crit_loss, '--', color=c)
-    for ax, cell_ in zip(axs, cells):
-        ax.set_title(cell_, fontsize=10); ax.set_xlabel('epoch'); ax.set_ylabel('loss (mean over the epoch)'); ax.grid(alpha=0.3)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    handles = [Line2D([], [], color=c, label=f'seed {s}') for s, c in colour.items()] + [
-        Line2D([], [], color='k', ls='-', label='generator'), Line2D([], [], color='k', ls='--', label='critic')]
-    fig.legend(handles=handles, loc='lower center', ncol=len(handles), frameon=False)
+    for ax, name in zip(axs, cells): ax.set_title(name, fontsize=10); ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle('Training losses per cell' + (' (shared axes)' if share_loss else ' (shared epoch axis)'), fontsize=11)
-    fig.tight_layout(rect=(0, 0.6 / fig.get_figheight(), 1, 1))
+    _legend_below(fig, [Line2D([], [], color=c, label=f'seed {s}') for s, c in colour.items()] +
+                       [Line2D([], [], color='k', ls='-', label='generator'), Line2D([], [], color='k', ls='--', label='critic')])
     return fig
 
-# %% ../nbs/09_report.ipynb #b4406a09
-def _legend_by_cell(ax):
-    "One legend entry per cell (the first line or point of each)."
-    h, l = ax.get_legend_handles_labels(); seen = dict(zip(l, h))
-    ax.legend(seen.values(), seen.keys(), fontsize=8)
-
+# %% ../nbs/09_report.ipynb #a88bd8f9
 def plot_study_scores(folder, # a study folder
                       results:pd.DataFrame): # its results.csv
     "Scores measured during training (metrics.csv) against elapsed training time, one line per trial coloured by cell; None when none were."
@@ -354,49 +356,47 @@ def plot_study_scores(folder, # a study folder
     names = list(dict.fromkeys(s for _, m in curves for s in score_columns(m)))
     if not names: return None
     colour = _colours(cells_of(results))
-    fig, axs = _panels(len(names), width=5.2, height=3.6)
+    fig, axs = _panels(len(names), 'elapsed training time (s)', width=5.2, height=3.6)
     for ax, s in zip(axs, names):
         for t, m in curves:
             if s in m and (ok := pd.to_numeric(m[s], errors='coerce').notna()).any():
-                ax.plot(m.elapsed[ok], m[s][ok], 'o-', ms=3, color=colour[t.cell], label=t.cell)
-        ax.set(xlabel='elapsed training time (s)', ylabel=s, title=f'{s} during training'); ax.grid(alpha=0.3); _legend_by_cell(ax)
-    fig.tight_layout()
+                ax.plot(m.elapsed[ok], m[s][ok], 'o-', ms=3, color=colour[t.cell])
+        ax.set(ylabel=s, title=f'{s} during training (one line per trial)')
+    _legend_below(fig, _cell_handles(colour))
     return fig
 
-# %% ../nbs/09_report.ipynb #999820e5
+# %% ../nbs/09_report.ipynb #162380be
 def plot_score_vs_time(results:pd.DataFrame, # results.csv
                        better:dict): # score name → 'lower' or 'higher' (the scores to plot)
-    "Each trial's final score against its wall time, coloured by cell: the compute account."
+    "Each trial's final score against the wall time of its training, coloured by cell: the compute account."
     colour = _colours(cells_of(results))
-    fig, axs = _panels(len(better), width=4.6, height=3.6)
+    fig, axs = _panels(len(better), 'wall time of training (s)', width=4.6, height=3.6)
     for ax, (s, b) in zip(axs, better.items()):
         for c in colour:
             r = results[results.cell == c]
-            ax.scatter(pd.to_numeric(r.get('seconds'), errors='coerce'), pd.to_numeric(r[s], errors='coerce'), color=colour[c], label=c, s=28)
-        ax.set(xlabel='wall time of the trial (s)', ylabel=f'final {s}' + (f' ({b} is better)' if b else ''), title=f'{s} against compute')
-        ax.grid(alpha=0.3); _legend_by_cell(ax)
-    fig.tight_layout()
+            ax.scatter(pd.to_numeric(r.get('seconds'), errors='coerce'), pd.to_numeric(r[s], errors='coerce'), color=colour[c], s=28)
+        ax.set(ylabel=f'final {s}' + (f' ({b} is better)' if b else ''), title=f'{s} against compute')
+    _legend_below(fig, _cell_handles(colour, ls=''))
     return fig
 
-# %% ../nbs/09_report.ipynb #d0881786
-COMPUTE = dict(seconds='wall time (s, mean)', epochs='epochs', gen_updates='generator updates', crit_updates='critic updates',
-               images_per_s='images/s', gen_params='generator params', crit_params='critic params')
+# %% ../nbs/09_report.ipynb #7b66dcfb
+COMPUTE = dict(seconds='training time (s, mean)', wall_seconds='trial time (s, mean)', epochs='epochs', gen_updates='generator updates', crit_updates='critic updates',
+               images_per_s='images/s', device='device', gen_params='generator params', crit_params='critic params')
 
-def _mean(r, k):
-    v = pd.to_numeric(r[k], errors='coerce').mean() if k in r else float('nan')
-    return fmt(v) if pd.isna(v) or k not in ('gen_params', 'crit_params') else f"{round(v):,}"
+def _over_trials(r, k):
+    "Column `k` of a cell's trials in one string: the devices listed, numbers averaged (parameter counts with thousands separators)."
+    if k not in r: return '–'
+    if k == 'device': return ', '.join(sorted({d for d in r[k] if d})) or '–'
+    v = pd.to_numeric(r[k], errors='coerce').mean()
+    return f"{round(v):,}" if k.endswith('_params') and not pd.isna(v) else fmt(v)
 
 def compute_table(results:pd.DataFrame): # results.csv
-    "Per cell: trials and how many finished, then the means of `COMPUTE`'s columns and the device, as table rows."
-    head = ['cell', 'trials (done)', *list(COMPUTE.values())[:5], 'device', *list(COMPUTE.values())[5:]]
-    rows = []
-    for c in cells_of(results):
-        r = results[results.cell == c]
-        dev = ', '.join(sorted({d for d in r.get('device', []) if d})) or '–'
-        rows.append([c, f"{len(r)} ({(r.status == 'done').sum()})", *(_mean(r, k) for k in list(COMPUTE)[:5]), dev, *(_mean(r, k) for k in list(COMPUTE)[5:])])
-    return [head] + rows
+    "Per cell: its trials (and how many finished), then `COMPUTE`'s columns over them, as table rows."
+    by_cell = ((c, results[results.cell == c]) for c in cells_of(results))
+    return [['cell', 'trials (done)', *COMPUTE.values()]] + [
+        [c, f"{len(r)} ({(r.status == 'done').sum()})", *(_over_trials(r, k) for k in COMPUTE)] for c, r in by_cell]
 
-# %% ../nbs/09_report.ipynb #b1fbc0c3
+# %% ../nbs/09_report.ipynb #8425728b
 def _varied(study):
     "What the study varied, in words."
     g, a = study.get('grid') or {}, study.get('ablate') or {}
@@ -410,14 +410,15 @@ def _unlisted(folder, results):
     d, known = Path(folder)/'trials', set(results.trial)
     return sorted(p.name for p in d.iterdir() if p.is_dir() and p.name not in known) if d.is_dir() else []
 
-# %% ../nbs/09_report.ipynb #64649e1c
+# %% ../nbs/09_report.ipynb #a694d706
 def _study_header(doc, folder, study, results, summary):
     "What was varied, the seeds, the trials' fates (failed ones with their error) and the selection rule."
     seeds = study.get('seeds') or _seeds(results)
     doc.para(f"Varied: {_varied(study)}. Seeds: {', '.join(map(str, seeds))} ({len(seeds)} per cell).")
     st, more = results.status.value_counts(), _unlisted(folder, results)
-    other = len(results) - sum(st.get(k, 0) for k in ('done', 'diverged', 'failed')) + len(more)
-    doc.para(f"{len(results) + len(more)} trials: {st.get('done', 0)} done, {st.get('diverged', 0)} diverged, {st.get('failed', 0)} failed"
+    n = max(study.get('n_trials') or 0, len(results) + len(more))            # n_trials: the planned count, when the study gives it
+    other = n - sum(st.get(k, 0) for k in ('done', 'diverged', 'failed'))
+    doc.para(f"{n} trials: {st.get('done', 0)} done, {st.get('diverged', 0)} diverged, {st.get('failed', 0)} failed"
              + (f", {other} not finished" if other else '') + '.')
     failed = results[results.status == 'failed']
     if len(failed): doc.table([['failed trial', 'error']] + [[t.trial, t.error or '(no message)'] for t in failed.itertuples()])
@@ -437,10 +438,12 @@ def _study_tables(doc, folder, study, results, summary):
         doc.heading(f"{s}" + (f" ({b} is better)" if b else ''), 3)
         if s in cards: doc.para(f"Measured: {cards[s].card_line()}.", note=True)
         doc.table(pivot(summary, s, study.get('axes', [])))
-    doc.para("Each cell: mean ± std over the seeds that finished; in small print the 95% t interval of the mean, n, and the comparison "
-             "the study made (Welch's t-test). ★ marks the best mean.", note=True)
+    test = {'welch': "Welch's t-test", 'bootstrap': 'bootstrap test'}.get(study.get('test', 'welch'), study.get('test'))
+    holm = "; Holm p: corrected for the number of comparisons" if 'p_holm' in summary else ''
+    doc.para(f"Each cell: mean ± std over the seeds that finished; in small print the 95% t interval of the mean, n, and the comparison "
+             f"the study made ({test}{holm}). ★ marks the best mean.", note=True)
 
-# %% ../nbs/09_report.ipynb #4fda6e8d
+# %% ../nbs/09_report.ipynb #a4ed6b2d
 def _study_figures(doc, folder, study, results, summary, n_samples):
     "The samples, the loss and score curves, and the score against wall time."
     doc.heading('Samples')
@@ -455,7 +458,7 @@ def _study_figures(doc, folder, study, results, summary, n_samples):
     better = better_of(summary) or {c[5:]: '' for c in results.columns if c.startswith('best_') and c[5:] in results}
     if better: doc.figure(plot_score_vs_time(results, better), 'Final score of each trial against its wall time (results.csv), coloured by cell.')
 
-# %% ../nbs/09_report.ipynb #a7df6fe1
+# %% ../nbs/09_report.ipynb #75b46c54
 def study_report(folder, # a study folder written by the study module
                  n_samples:int=16): # images per trial in the sample grid
     "The `Report` of a study: what was varied, tables of mean ± std per score, samples, curves, compute and the study file."
@@ -469,12 +472,13 @@ def study_report(folder, # a study folder written by the study module
     if (folder/'study.yaml').exists(): doc.details('study.yaml (the study as resolved)', (folder/'study.yaml').read_text())
     return doc
 
-# %% ../nbs/09_report.ipynb #495c8624
+# %% ../nbs/09_report.ipynb #bcada1db
 def write_report(folder, # a run folder (written by `learner.train`) or a study folder (written by the study module)
-                 out=None, # the HTML file (default folder/report.html); report.md goes beside it
+                 out:str=None, # the HTML file (default folder/report.html); report.md goes beside it
                  n_samples:int=16): # images per trial in a study's sample grid
     "Write a self-contained report.html (images embedded, no network) and report.md (its tables) for a run or a study; returns the HTML's path."
     folder = Path(folder)
+    if not folder.is_dir(): raise FastGANError(f"no folder {folder}: give a run folder or a study folder")
     if (folder/'results.csv').exists() or (folder/'study.yaml').exists(): doc = study_report(folder, n_samples)
     elif (folder/'config.yaml').exists(): doc = run_report(folder)
     else: raise FastGANError(f"{folder} is neither a run folder (no config.yaml) nor a study folder (no results.csv or study.yaml): "

@@ -6,7 +6,7 @@ __all__ = ['STUDY_KEYS', 'TRAIN_PARAMS', 'SCORE_KINDS', 'STUDY_AXES', 'LOWER_IS_
            'p_value', 'holm', 'base_values', 'base_cell', 'results_table', 'score_columns', 'compare_cells',
            'summarise', 'load_study', 'trial_status', 'write_tables', 'run_study']
 
-# %% ../nbs/10_study.ipynb #06520ce4
+# %% ../nbs/10_study.ipynb #000787e7
 import os, re, sys, time, math, fcntl, inspect, itertools, warnings, multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -17,14 +17,14 @@ from .learner import train, final_scores, recipe_settings, data_options, SETTING
 from .data import gan_dls, URL_NAMES
 from .report import write_report
 
-# %% ../nbs/10_study.ipynb #99f3e203
+# %% ../nbs/10_study.ipynb #9a367c83
 STUDY_KEYS = dict(name='study', base={}, grid={}, ablate={}, seeds=[0], scores=['auto'], n_score=None, compare='base', test='welch', alpha=0.05)
 TRAIN_PARAMS = {k: p for k, p in inspect.signature(train).parameters.items()
                 if k not in ('out', 'force', 'resume', 'progress', 'seed', 'score')}   # the study sets these itself
 SCORE_KINDS = ('auto', 'domain', 'fid', 'kid')
 STUDY_AXES = {**TRAIN_PARAMS, 'n_score': None}        # what a grid or an ablation may vary
 
-# %% ../nbs/10_study.ipynb #e143552e
+# %% ../nbs/10_study.ipynb #62307f13
 def key_lines(text:str): # YAML text
     "The line of every mapping key, by its path, e.g. {('grid', 'lr'): 4}."
     lines = {}
@@ -34,7 +34,7 @@ def key_lines(text:str): # YAML text
     walk(yaml.compose(text, Loader=yaml.SafeLoader), ())
     return lines
 
-# %% ../nbs/10_study.ipynb #5889b6be
+# %% ../nbs/10_study.ipynb #9ee59e30
 def _convert(key, v):
     "A study value converted to the type `train` declares for `key` (None stays None)."
     if v is None: return None
@@ -51,7 +51,7 @@ def _convert(key, v):
     if isinstance(v, (dict, list)): raise ValueError(f"expected one value, got {v!r}")
     return str(v) if ann is str else v
 
-# %% ../nbs/10_study.ipynb #c7f210fd
+# %% ../nbs/10_study.ipynb #0cad5a03
 class _Study:
     "Checks a study's keys, pointing at their lines in `fname`."
     def __init__(self, fname, lines): self.fname, self.lines = fname, lines
@@ -72,7 +72,7 @@ class _Study:
             if not isinstance(vs, list) or not vs: raise self.error(f"{part}.{k} must be a non-empty list of values, e.g. [0.1, 0.2]", part, k)
         return {k: [self.value(k, v, part, k) for v in vs] for k, vs in d.items()}
 
-# %% ../nbs/10_study.ipynb #6393682e
+# %% ../nbs/10_study.ipynb #08fd4c38
 def _seeds(s, st):
     if isinstance(s, bool) or not (isinstance(s, int) and s > 0 or isinstance(s, list) and s and all(isinstance(x, int) and not isinstance(x, bool) for x in s)):
         raise st.error(f"seeds must be a count (e.g. 3) or a list of whole numbers, got {s!r}", 'seeds')
@@ -86,7 +86,7 @@ def _scores(s, st):
         raise st.error(f"scores must be a list of {', '.join(SCORE_KINDS)} (or none), got {s!r}", 'scores')
     return s
 
-# %% ../nbs/10_study.ipynb #5d17c2f9
+# %% ../nbs/10_study.ipynb #c96b20d8
 def parse_study(d:dict, # the YAML data
                 fname='study', # the file's name, for errors
                 lines:dict=None): # key lines from `key_lines`
@@ -109,7 +109,7 @@ def parse_study(d:dict, # the YAML data
     s['axes'] = list(dict.fromkeys([*s['grid'], *s['ablate']]))
     return s
 
-# %% ../nbs/10_study.ipynb #2718fee2
+# %% ../nbs/10_study.ipynb #459b815c
 def _text(v):
     if isinstance(v, float): return f"{v:g}"
     if isinstance(v, (tuple, list)): return '/'.join(_text(x) for x in v)
@@ -132,7 +132,7 @@ def trials(study:dict):
             res.append(dict(trial=name, cell=cell, seed=seed, settings=settings, kwargs=kw))
     return res
 
-# %% ../nbs/10_study.ipynb #0754a006
+# %% ../nbs/10_study.ipynb #844db5a7
 def _data_source_ok(data):
     name = str(data)
     return name == 'digits' or name.partition(':')[0] == 'stacked_mnist' or name in URL_NAMES or Path(name).exists()
@@ -172,7 +172,7 @@ def check_study(study:dict, # from `parse_study`
         except FastGANError as e: raise st.error(f"cell {cell}: {e}", *_blame(str(e), study, settings)) from None
     return study
 
-# %% ../nbs/10_study.ipynb #e930bb05
+# %% ../nbs/10_study.ipynb #d6bafb45
 LOWER_IS_BETTER = ('fd', 'fid', 'kid', 'kl')
 
 def better(score:str): # a score's name, e.g. domain_fd
@@ -196,7 +196,7 @@ def _compute(folder:Path):
         if len(v): res[f'best_{col}'] = float(v.min() if better(col) == 'lower' else v.max())
     return res
 
-# %% ../nbs/10_study.ipynb #57ce83ae
+# %% ../nbs/10_study.ipynb #af7f59db
 def run_trial(kwargs:dict, # train's keywords, seed included
               folder, # the trial's run folder
               scores=('auto',), # kinds for `final_scores`: auto, domain, fid, kid
@@ -221,7 +221,7 @@ def run_trial(kwargs:dict, # train's keywords, seed included
     save_yaml(rec, folder/'trial.yaml')
     return rec
 
-# %% ../nbs/10_study.ipynb #59086f42
+# %% ../nbs/10_study.ipynb #9ac7368f
 def mean_ci(x, # one cell's values over seeds
             conf:float=0.95):
     "(mean, std, low, high): the mean, its sample std, and the t confidence interval of the mean (nan with fewer than 2 values)."
@@ -256,7 +256,7 @@ def holm(p): # p-values (nan allowed)
     out[np.flatnonzero(ok)[order]] = adj
     return out
 
-# %% ../nbs/10_study.ipynb #4d600f37
+# %% ../nbs/10_study.ipynb #e7df02a0
 RESULT_COLUMNS = ('seconds', 'epochs', 'gen_updates', 'crit_updates', 'images_seen', 'images_per_s', 'device', 'gen_params',
                   'crit_params', 'wall_seconds', 'resumed')
 
@@ -274,7 +274,7 @@ def base_cell(study:dict):
     bv = base_values(study)
     return next((c for c, s in cells(study) if c == 'base' or all(_text(bv[k]) == _text(v) for k, v in s.items()) and s), None)
 
-# %% ../nbs/10_study.ipynb #5e4a8401
+# %% ../nbs/10_study.ipynb #0dae018a
 def results_table(study:dict, # from `parse_study`
                   out): # the study folder
     "One row per finished trial of `study` in `out` (those with a trial.yaml), as a DataFrame."
@@ -294,7 +294,7 @@ def score_columns(results:pd.DataFrame, study:dict):
     fixed = {'trial', 'cell', 'seed', 'status', 'error', *study['axes'], *RESULT_COLUMNS}
     return [c for c in results.columns if c not in fixed and not c.startswith('best_')]
 
-# %% ../nbs/10_study.ipynb #4004cab1
+# %% ../nbs/10_study.ipynb #eb2a441b
 def _verdict(diff, p, direction, alpha):
     if math.isnan(p): return ''
     return 'no difference' if p >= alpha else 'better' if (diff < 0) == (direction == 'lower') else 'worse'
@@ -319,7 +319,7 @@ def compare_cells(results:pd.DataFrame, # from `results_table` (or results.csv)
                 sentence=f"{a} {verb} {b} on {score} ({direction} is better: {x.mean():.4g} vs {y.mean():.4g}, {test} p = {p:.3g}, "
                          f"{len(x)} and {len(y)} seeds)")
 
-# %% ../nbs/10_study.ipynb #3ff39cde
+# %% ../nbs/10_study.ipynb #34d641b6
 def summarise(results:pd.DataFrame, # from `results_table`
               study:dict):
     "One row per cell and score: n, mean ± std, relative std, 95% CI, and the test against the base (or `compare`) cell."
@@ -344,7 +344,7 @@ def summarise(results:pd.DataFrame, # from `results_table`
         rows += block
     return pd.DataFrame(rows)
 
-# %% ../nbs/10_study.ipynb #b04188fd
+# %% ../nbs/10_study.ipynb #aa27858d
 def load_study(fname): # a study YAML file
     "Read, check and build a study file: the study as plain data, or a one-line error naming the key and line."
     f = Path(fname)
@@ -378,7 +378,7 @@ def _lock(out:Path):
     f.seek(0); f.truncate(); f.write(str(os.getpid())); f.flush()
     return f
 
-# %% ../nbs/10_study.ipynb #ae962d36
+# %% ../nbs/10_study.ipynb #5ed8b8b5
 def trial_status(study:dict, out):
     "Each trial with its state in `out`: done, diverged or failed (finished), started (a checkpoint to resume) or pending."
     rows = []
@@ -402,7 +402,7 @@ def _init_worker(threads:int):
         import ctypes, signal
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)       # PR_SET_PDEATHSIG
 
-# %% ../nbs/10_study.ipynb #b77c5ddc
+# %% ../nbs/10_study.ipynb #9cc206a5
 def _run_local(todo, study, out, jobs, done):
     "Run the trials `todo` here, `jobs` at a time, calling `done(trial, record)` as each finishes."
     args = lambda t: (t['kwargs'], inside(out/'trials', t['trial']), study['scores'], study['n_score'])
@@ -421,7 +421,7 @@ def _run_local(todo, study, out, jobs, done):
 
 ENGINES = dict(local=_run_local)
 
-# %% ../nbs/10_study.ipynb #b9895307
+# %% ../nbs/10_study.ipynb #ffd506a2
 def run_study(file:str, # a study YAML file
               out:str=None, # the study folder (default: runs/study-<file name>)
               jobs:int=1, # trials run at once, in separate processes
@@ -441,7 +441,7 @@ def run_study(file:str, # a study YAML file
     check_writable(out); lock = _lock(out)
     try:
         _check_same(out, study)
-        save_yaml(_plain(study), out/'study.yaml')
+        save_yaml(dict(_plain(study), n_trials=len(trials(study))), out/'study.yaml')   # n_trials: the report counts what is left
         state = trial_status(study, out)
         if retry_failed:
             for t in state.trial[state.state == 'failed']: (out/'trials'/t/'trial.yaml').unlink()
@@ -464,7 +464,7 @@ def run_study(file:str, # a study YAML file
     res.attrs['out'] = str(out)
     return res
 
-# %% ../nbs/10_study.ipynb #3aed5fbc
+# %% ../nbs/10_study.ipynb #f933d762
 def _ray_engine():
     "The Ray Tune engine, or a one-line error saying how to install it."
     try: import ray; from ray import tune

@@ -123,5 +123,5 @@ def test_scores_during_training_land_in_metrics_csv(tmp_path):
     from fastgan_study.learner import train
     learn = train(epochs=3, n_features=8, out=tmp_path/'run', progress=False, score_every=2)
     rows = list(csv.DictReader(open(tmp_path/'run'/'metrics.csv')))
-    assert [r['domain_fid'] != '' for r in rows] == [False, True, True]           # every 2 epochs and after the last
-    assert float(rows[-1]['domain_fid']) > 0
+    assert [r['domain_fd'] != '' for r in rows] == [False, True, True]           # every 2 epochs and after the last
+    assert float(rows[-1]['domain_fd']) > 0

@@ -20,7 +20,7 @@ def trial_row(folder, trial, cell, seed, **axes):
     run = folder/'trials'/trial
     c, m, s = load_yaml(run/'config.yaml'), read_metrics(run), read_scores(run)
     return dict(trial=trial, cell=cell, **axes, seed=seed, status=c['status'], error='', **{k: v.value for k, v in s.items()},
-                best_domain_fd=m.domain_fid.min(), seconds=c['seconds'], epochs=len(m), gen_updates=m.gen_updates.iloc[-1],
+                best_domain_fd=m.domain_fd.min(), seconds=c['seconds'], epochs=len(m), gen_updates=m.gen_updates.iloc[-1],
                 crit_updates=m.crit_updates.iloc[-1], images_seen=len(m) * c['n_images'], images_per_s=len(m) * c['n_images'] / c['seconds'],
                 device=c['device'], gen_params=c['generator_params'], crit_params=c['critic_params'])
 
@@ -33,9 +33,9 @@ def summarise(results, axes, vs=None):
             ci_high=g['mean'] + half, vs=[vs if c != vs else None for c in g.cell], diff=None,
             p=[0.03 if vs and c != vs else None for c in g.cell], verdict=[('better' if vs and c != vs else None) for c in g.cell], selection='final')
 
-def study_yaml(folder, name, grid, ablate=None, axes=AXES):
+def study_yaml(folder, name, grid, ablate=None, axes=AXES, **more):
     save_yaml(dict(name=name, file=f'studies/{name}.yaml', base=dict(data='digits', classes='1,7', epochs=2, bs=16, n_features=8),
-                   grid=grid, ablate=ablate or {}, seeds=[0, 1], scores=['domain'], n_score=361, axes=axes), folder/'study.yaml')
+                   grid=grid, ablate=ablate or {}, seeds=[0, 1], scores=['domain'], n_score=361, axes=axes, **more), folder/'study.yaml')
 
 @pytest.fixture(scope='module')
 def trials(tmp_path_factory):
@@ -119,12 +119,13 @@ def test_ablation_without_a_grid_gets_a_row_per_cell(trials, tmp_path):
     make_study(tmp_path, trials)
     summary = pd.DataFrame(dict(cell=['base', 'lr=0.002', 'opt=sgd'], lr=['', '0.002', ''], opt=['', '', 'sgd'], score='domain_fd',
                                 better='lower', n=2, mean=[30., 20., 40.], std=[1., 2., 3.], ci_low=None, ci_high=None,
-                                vs=['', 'base', 'base'], p=[None, 0.2, 0.0004], verdict=['', 'no difference', 'worse'], selection='final'))
+                                vs=['', 'base', 'base'], p=[None, 0.2, 0.0004], p_holm=[None, 0.4, 0.0008], verdict=['', 'no difference', 'worse'],
+                                selection='final'))
     summary.to_csv(tmp_path/'summary.csv', index=False)
     study_yaml(tmp_path, 'ablation', {}, dict(lr=[0.002], opt=['sgd']), axes=['lr', 'opt'])
     page, md = write_report(tmp_path).read_text(), (tmp_path/'report.md').read_text()
     assert '| cell | domain_fd |' in md and '| base | 30.0 ± 1.0 (base; n = 2) |' in md
-    assert 'p = 0.2, no difference from base' in page and 'p &lt; 0.001, worse than base' in page
+    assert 'p = 0.2 (Holm p = 0.4), no difference from base' in page and 'p &lt; 0.001 (Holm p &lt; 0.001), worse than base' in page
     assert 'one at a time from the base: lr → 0.002; opt → sgd' in page
 
 def test_half_done_study_renders(trials, tmp_path):
@@ -138,6 +139,9 @@ def test_half_done_study_renders(trials, tmp_path):
     summarise(results, AXES).to_csv(tmp_path/'summary.csv', index=False)                    # one seed per cell: no std
     page = write_report(tmp_path).read_text()
     assert '4 trials: 1 done, 1 diverged, 1 failed, 1 not finished.' in page
+    study_yaml(tmp_path, 'learning rate', dict(lr=[0.0002, 0.002]), n_trials=6)              # the planned count, when the study gives it
+    page = write_report(tmp_path).read_text()
+    assert '6 trials: 1 done, 1 diverged, 1 failed, 3 not finished.' in page
     assert '<td>CUDA out of memory</td>' in page and len(images(page)) == 4
     assert '<td>' + f"{results.domain_fd[0]:.4g}" in page                      # the one finished seed, without a spread
 
@@ -149,6 +153,7 @@ def test_study_without_results_yet(tmp_path):
 def test_neither_run_nor_study(tmp_path):
     with pytest.raises(FastGANError, match=r'neither a run folder \(no config.yaml\) nor a study folder'):
         write_report(tmp_path)
+    with pytest.raises(FastGANError, match='no folder'): write_report(tmp_path/'typo')
 
 # --- what a browser shows
 
