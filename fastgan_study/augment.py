@@ -9,7 +9,7 @@ __all__ = ['save_split', 'held_out', 'run_config', 'conditional_generator', 'dra
            'with_source', 'mix', 'fit_classifier', 'cell_accuracy', 'accuracy_grid', 'md_table', 'plot_grid',
            'best_note', 'counts', 'augment']
 
-# %% ../nbs/08a_augment.ipynb #83356696
+# %% ../nbs/08a_augment.ipynb #2d4330f5
 import warnings
 from pathlib import Path
 import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
@@ -25,7 +25,7 @@ from .models import generate
 from .domain import seeded_lenet, classifier_accuracy, domain_classifier
 from .learner import load_generator
 
-# %% ../nbs/08a_augment.ipynb #02ddddec
+# %% ../nbs/08a_augment.ipynb #ce61e457
 def save_split(fname, # the .npz file to write
                source='digits', # any source `load_images` reads
                n_test:int=500, # images held out as the test split
@@ -42,7 +42,7 @@ def save_split(fname, # the .npz file to write
         with open(p, 'wb') as f: np.savez(f, **arrays)   # a file object: given a path, numpy would add '.npz' to the temporary name
     return atomic_write(fname, write)
 
-# %% ../nbs/08a_augment.ipynb #24eb8d0a
+# %% ../nbs/08a_augment.ipynb #baa4f2e1
 def _image_keys(x): return {r.tobytes() for r in x.flatten(1).numpy()}
 
 def _check_held_out(real, test, given):
@@ -65,7 +65,7 @@ def held_out(config:dict, # a run's config.yaml
     _check_held_out(real, test_set, test is not None)
     return real, test_set
 
-# %% ../nbs/08a_augment.ipynb #950b77cc
+# %% ../nbs/08a_augment.ipynb #6c08433a
 def run_config(run): # a run folder
     "The `config.yaml` of a run folder."
     f = Path(run)/'config.yaml'
@@ -80,7 +80,7 @@ def conditional_generator(run): # a run folder
                            "conditional generator that draws a given class; train one with --recipe cdcgan (or acgan)")
     return load_generator(run)
 
-# %% ../nbs/08a_augment.ipynb #902ade71
+# %% ../nbs/08a_augment.ipynb #98e0157e
 def _balanced_labels(classes, start, n): return classes[torch.arange(start, start + n) % len(classes)]
 
 def draw_labelled(G:nn.Module, # a conditional generator (`conditional_generator`)
@@ -109,13 +109,13 @@ def _too_few(kept, want, drawn):
     raise FastGANError(f"after {drawn} draws the filter kept only {k} of the {int(want[c])} images wanted of class {c}: "
                        "the generator rarely makes it; train the GAN longer or turn the quality filter off")
 
-# %% ../nbs/08a_augment.ipynb #4b2d4321
+# %% ../nbs/08a_augment.ipynb #9d9a7d42
 def label_filter(real:ImageSet): # the real training images, labelled
     "A `draw_labelled` filter keeping the images that a LeNet trained on `real` puts in their asked-for class."
     clf = domain_classifier(real)
     return lambda x, y: clf.features(x)[1].argmax(1) == y
 
-# %% ../nbs/08a_augment.ipynb #00090560
+# %% ../nbs/08a_augment.ipynb #cf56eace
 def balanced_order(labels:torch.Tensor, # integer labels
                    seed:int=0): # seed of the shuffle within each class
     "Indices of `labels` such that every prefix is balanced over classes: each class shuffled, then the classes taken in turn."
@@ -129,7 +129,7 @@ def with_source(x:torch.Tensor, # uint8 N×C×H×W
     "`x` with one more channel saying where the images come from."
     return torch.cat([x, torch.full_like(x[:, :1], 255 if real else 0)], 1)
 
-# %% ../nbs/08a_augment.ipynb #75cf94fd
+# %% ../nbs/08a_augment.ipynb #ff4bff9f
 def mix(real:ImageSet, # real images with labels
         fake:ImageSet, # generated images with their asked-for labels
         n_real:int, n_fake:int, # images of each source
@@ -138,12 +138,13 @@ def mix(real:ImageSet, # real images with labels
     "Images and labels of one cell: the first `n_real` real and `n_fake` generated images in class-balanced orders."
     for s, n in ((real, n_real), (fake, n_fake)):
         if n > len(s): raise FastGANError(f"asked for {n} images of {s.source}, which has {len(s)}: use counts up to {len(s)}")
-    parts = [(s.images[balanced_order(s.labels, seed)[:n]], s.labels[balanced_order(s.labels, seed)[:n]], is_real)
-             for s, n, is_real in ((real, n_real, True), (fake, n_fake, False))]
-    x = torch.cat([with_source(x, r) if source_channel else x for x, _, r in parts])
-    return x, torch.cat([y for _, y, _ in parts])
+    def part(s, n, is_real):
+        i = balanced_order(s.labels, seed)[:n]
+        return with_source(s.images[i], is_real) if source_channel else s.images[i], s.labels[i]
+    (xr, yr), (xf, yf) = part(real, n_real, True), part(fake, n_fake, False)
+    return torch.cat([xr, xf]), torch.cat([yr, yf])
 
-# %% ../nbs/08a_augment.ipynb #0104006b
+# %% ../nbs/08a_augment.ipynb #a60b9d1d
 def fit_classifier(net:nn.Module, # a classifier of uint8 images, e.g. `domain.seeded_lenet(...)`
                    x:torch.Tensor, y:torch.Tensor, # uint8 N×C×H×W training images and their labels
                    steps:int=500, # batches to train on
@@ -152,15 +153,15 @@ def fit_classifier(net:nn.Module, # a classifier of uint8 images, e.g. `domain.s
                    seed:int=0, # seed of the batch draws
                    device=None): # where to train (None: the best available)
     "Fit `net` on `x`, `y` with fastai's one-cycle schedule for `steps` batches drawn with replacement; returns it on the CPU, in eval mode."
-    g = torch.Generator().manual_seed(seed)
+    g, dev = torch.Generator().manual_seed(seed), device_name(device)
     draws = RandomSampler(range(len(x)), replacement=True, num_samples=steps * bs, generator=g)
     dls = DataLoaders(DataLoader(TensorDataset(x, y), bs, sampler=draws, generator=g),
-                      DataLoader(TensorDataset(x[:0], y[:0]), generator=g), device=device_name(device))   # no validation set
-    learn = Learner(dls, net, loss_func=F.cross_entropy)
+                      DataLoader(TensorDataset(x[:0], y[:0]), generator=g), device=dev)   # no validation set
+    learn = Learner(dls, net.to(dev), loss_func=F.cross_entropy)             # fastai sends batches to the model's device
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1, lr)
     return net.cpu().eval()
 
-# %% ../nbs/08a_augment.ipynb #8c352506
+# %% ../nbs/08a_augment.ipynb #0be9252e
 @delegates(fit_classifier, but=['net', 'x', 'y', 'seed'])
 def cell_accuracy(real:ImageSet, fake:ImageSet, # labelled real and generated images
                   test:ImageSet, # held-out real test images
@@ -176,7 +177,7 @@ def cell_accuracy(real:ImageSet, fake:ImageSet, # labelled real and generated im
     for r, f in stages: fit_classifier(net, *mix(real, fake, r, f, seed, source_channel), seed=seed, **kwargs)
     return classifier_accuracy(net, with_source(test.images, True) if source_channel else test.images, test.labels)
 
-# %% ../nbs/08a_augment.ipynb #264586b9
+# %% ../nbs/08a_augment.ipynb #6a6e2739
 def _summary(runs:pd.DataFrame):
     "One row per cell from one row per (cell, seed)."
     t = runs.groupby(['real', 'generated']).accuracy.agg(['mean', 'std', 'count', lambda a: ' '.join(f'{v:.4f}' for v in a)])
@@ -202,7 +203,7 @@ def accuracy_grid(real:ImageSet, fake:ImageSet, test:ImageSet, # labelled real, 
             if progress: print(f"real {r:>6}, generated {g:>6}: {np.mean([x['accuracy'] for x in rows[-seeds:]]):.4f}", flush=True)
     return _summary(pd.DataFrame(rows))
 
-# %% ../nbs/08a_augment.ipynb #51459eb7
+# %% ../nbs/08a_augment.ipynb #1c63dbe8
 def _pct(v, s): return '—' if pd.isna(v) else f"{100 * v:.1f}" + ('' if pd.isna(s) else f" ± {100 * s:.1f}")
 
 def md_table(grid:pd.DataFrame): # from `accuracy_grid`
@@ -212,7 +213,7 @@ def md_table(grid:pd.DataFrame): # from `accuracy_grid`
     lines = ['| real \\ generated | ' + ' | '.join(map(str, gens)) + ' |', '|---:' * (len(gens) + 1) + '|']
     return '\n'.join(lines + [f'| {r} | ' + ' | '.join(cell.get((r, g), '—') for g in gens) + ' |' for r in reals]) + '\n'
 
-# %% ../nbs/08a_augment.ipynb #a1d24f0f
+# %% ../nbs/08a_augment.ipynb #eddda1bb
 def plot_grid(grid:pd.DataFrame, # from `accuracy_grid`
               fname, # PNG to write
               title:str='Test accuracy of a LeNet trained on real + generated images'):
@@ -238,7 +239,7 @@ def plot_grid(grid:pd.DataFrame, # from `accuracy_grid`
     atomic_write(fname, lambda p: fig.savefig(p, format='png')); plt.close(fig)
     return Path(fname)
 
-# %% ../nbs/08a_augment.ipynb #ba02fa3a
+# %% ../nbs/08a_augment.ipynb #12aa5c5a
 def _verdict(c):
     "Whether a cell's difference from the real-only cell of its row is beyond the seed spread, in words."
     if pd.isna(c.beyond_noise): return "cannot be told from noise with one seed"
@@ -266,7 +267,7 @@ def best_note(grid:pd.DataFrame, # from `accuracy_grid`
     if len(alone): text.append(f"The best real-only cell is {alone.real.iloc[0]} real images: {_pct(alone.accuracy.iloc[0], alone['std'].iloc[0])}%.")
     return ' '.join(text)
 
-# %% ../nbs/08a_augment.ipynb #27995e61
+# %% ../nbs/08a_augment.ipynb #45556f3a
 def counts(v, # '0,50,100', a list of whole numbers, or one number
            what:str='counts'): # what they count, for the error
     "A sorted tuple of distinct image counts."
@@ -276,7 +277,7 @@ def counts(v, # '0,50,100', a list of whole numbers, or one number
     if c[0] < 0: raise FastGANError(f"{what} cannot be negative, got {c[0]}")
     return tuple(c)
 
-# %% ../nbs/08a_augment.ipynb #7930eadf
+# %% ../nbs/08a_augment.ipynb #3225f750
 def _options(quality_filter, pretrain, source_channel):
     on = [n for n, v in (('quality filter', quality_filter), ('pretrain on generated', pretrain), ('source channel', source_channel)) if v]
     return ', '.join(on) or 'plain mix'

@@ -102,3 +102,18 @@ def test_every_setting_is_a_train_option_and_a_flag():
     assert not missing, f"settings without a train option: {missing}"
     flags = anno_parser(train).format_help()
     for k in SETTINGS: assert '--' + k.replace('_', '-') in flags, k
+
+def test_interpolate_and_augment_commands(tmp_path):
+    "After training: `interpolate` writes its strip, `augment` its grid of a conditional run on data with a held-out split."
+    from fastgan_study.augment import save_split
+    save_split(tmp_path/'pool.npz', 'digits', n_test=300)
+    r = cli('train', '--data', tmp_path/'pool.npz', '--recipe', 'cdcgan', '--epochs', '1', '--n-features', '8', '--out', tmp_path/'run',
+            '--no-progress', '--score', 'none')
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path/'run'/'report.html').exists() and 'report.html' in r.stdout, 'train writes the run report and says so'
+    r = cli('interpolate', tmp_path/'run', '--steps', '5', '--rows', '2')
+    assert r.returncode == 0 and (tmp_path/'run'/'interpolation.png').exists(), r.stderr
+    r = cli('augment', tmp_path/'run', '--real', '0,20', '--generated', '0,50', '--seeds', '1', '--steps', '20', '--no-progress')
+    assert r.returncode == 0, r.stderr
+    assert '| 20 |' in r.stdout and (tmp_path/'run'/'augment'/'heatmap.png').exists(), r.stdout
+    _err(cli('augment', tmp_path/'nowhere'))
