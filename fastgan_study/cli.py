@@ -7,7 +7,7 @@ Docs: https://fastgan-study.github.io/fastgan_study/cli.html.md"""
 # %% auto #0
 __all__ = ['COMMANDS', 'fid', 'usage', 'run_summary', 'score_lines', 'study_lines', 'main']
 
-# %% ../nbs/11_cli.ipynb #e14dfe20
+# %% ../nbs/11_cli.ipynb #d849085b
 import sys, os, errno, math, warnings
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')   # raised by a dependency at import; not ours to fix
 from pathlib import Path
@@ -17,13 +17,14 @@ from rich.markup import escape
 from .core import FastGANError, check_choice
 from .learner import train
 from .superres import train_superres
-from .metrics import measure, InceptionFeatures, as_images, _named_source
+from .metrics import measure, InceptionFeatures, as_images
 from .latent import interpolate
 from .augment import augment, md_table
+from .explore import explore
 from .report import write_report
 from .study import run_study
 
-# %% ../nbs/11_cli.ipynb #4bfe3c28
+# %% ../nbs/11_cli.ipynb #67378b3d
 def fid(a:str, # real images: a folder, an .npz file, a data name (digits, mnist, ...) or a run folder
         b:str, # generated images: a folder, an .npz file or a run folder (sampled on the fly)
         dims:int=2048, # Inception features: 64, 192, 768 or 2048 (pool3, the standard)
@@ -47,7 +48,7 @@ def fid(a:str, # real images: a folder, an .npz file, a data name (digits, mnist
         return measure(real, b, scores, n=n, extractor=domain_classifier(real), draws=draws, seed=seed, allow_few=allow_few)
     return measure(a, b, scores, extractor=InceptionFeatures(dims, inception_weights, device), n=n, draws=draws, seed=seed, allow_few=allow_few)
 
-COMMANDS = dict(train=train, study=run_study, report=write_report, fid=fid, interpolate=interpolate, augment=augment)
+COMMANDS = dict(train=train, study=run_study, report=write_report, fid=fid, interpolate=interpolate, explore=explore, augment=augment)
 
 def usage():
     "The top-level help: one line per command."
@@ -55,7 +56,7 @@ def usage():
     return "usage: fastgan_study COMMAND [options]\n\ncommands:\n" + "\n".join(lines) + \
            "\n\nRun `fastgan_study COMMAND --help` for a command's options."
 
-# %% ../nbs/11_cli.ipynb #e89e2ddd
+# %% ../nbs/11_cli.ipynb #c4d08cde
 def run_summary(learn):
     "Lines naming the files a `train` run wrote, with the final losses."
     out, rows = Path(learn.path), learn.gan_metrics.rows
@@ -98,7 +99,7 @@ def study_lines(res, # the results table `run_study` returns
         lines.append(f"  {r.cell:<40} {r.mean:10.4g} ± {r.std:.3g}  (n {r.n}){test}")
     return lines + [f"failed: {r.trial}: {r.error}" for r in res[res.status == 'failed'].itertuples()]
 
-# %% ../nbs/11_cli.ipynb #f328c6f9
+# %% ../nbs/11_cli.ipynb #bcaa4602
 def _recipe(argv):
     "The value of --recipe in `argv` (or None), and `argv` without it."
     for i, a in enumerate(argv):
@@ -151,6 +152,10 @@ def main(argv=None): # arguments after the program name (default: sys.argv[1:])
         console.print(res.to_string(index=False) + f"\n{len(res)} trials: " + ', '.join(f'{n} {s}' for s, n in res.state.value_counts().items()), soft_wrap=True, markup=False)
     elif f is run_study: console.print("\n".join(study_lines(res, res.attrs['out'])), soft_wrap=True, markup=False)
     if f in (write_report, interpolate): console.print(f"wrote {res}", soft_wrap=True, markup=False)
+    if f is explore:
+        import yaml
+        console.print(f"wrote {Path(args['out'] or Path(args['run'])/'explore')}/ (figures and summary.yaml):\n" + yaml.safe_dump(res, sort_keys=False, allow_unicode=True).strip(),
+                      soft_wrap=True, markup=False)
     if f is augment: console.print(f"{md_table(res)}\n\n{res.attrs['note']}\nwrote {res.attrs['out']}/ (accuracy.csv, accuracy.md, heatmap.png, best.txt)",
                                    soft_wrap=True, markup=False)
     return 0

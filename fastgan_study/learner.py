@@ -300,7 +300,7 @@ def _score_callback(real, score, every, seed):
     from fastgan_study.metrics import ScoreCallback, InceptionFeatures
     from fastgan_study.domain import domain_classifier
     labelled = len(real.labels.unique()) >= 2
-    domain = score == 'domain' or (score == 'auto' and labelled)
+    domain = score == 'domain' or (score in ('auto', 'none') and labelled)   # 'none' (no final score): the curve follows auto
     ext = domain_classifier(real) if domain else InceptionFeatures()
     return ScoreCallback(real, scores=('fid',), extractor=ext, every=every, n=min(len(real), 1000 if domain else 2048), seed=seed,
                          names=['domain_fd'] if domain else None, allow_few=not domain)   # the name domain_scores gives it

@@ -11,7 +11,7 @@ __all__ = ['CSS', 'METRIC_COLUMNS', 'TEXT_COLUMNS', 'VERDICTS', 'COMPUTE', 'fmt'
            'cells_of', 'plot_samples', 'plot_study_losses', 'plot_study_scores', 'plot_score_vs_time', 'compute_table',
            'better_of', 'study_report', 'write_report']
 
-# %% ../nbs/09_report.ipynb #f4e32477
+# %% ../nbs/09_report.ipynb #7dacf12a
 import base64, html, io, math, tempfile
 from pathlib import Path
 import pandas as pd, torch
@@ -25,7 +25,7 @@ from .data import load_images
 from .learner import plot_losses
 from .metrics import Score, sample_images
 
-# %% ../nbs/09_report.ipynb #7dbda61a
+# %% ../nbs/09_report.ipynb #2afd21ff
 def fmt(v, # a number, or None / NaN (printed as –)
         digits:int=4): # significant figures
     "`v` in `digits` significant figures (whole numbers whole, never an exponent above 1e-4); – when missing."
@@ -44,7 +44,7 @@ def mean_std(mean, # a mean (NaN: –)
     d = _decimals(std)
     return f"{mean:.{d}f} ± {std:.{d}f}"
 
-# %% ../nbs/09_report.ipynb #64bca635
+# %% ../nbs/09_report.ipynb #4733d318
 def esc(text): return html.escape(str(text))
 
 def cell(text, # the main text
@@ -55,7 +55,7 @@ def cell(text, # the main text
 
 def _cell(c): return c if isinstance(c, dict) else cell(c)
 
-# %% ../nbs/09_report.ipynb #8475aaa5
+# %% ../nbs/09_report.ipynb #b2f676a0
 def html_table(rows:list): # header row first; each cell a string or a `cell`
     "An HTML table: the first column and row as headers, notes in small text, the best cell bold with a ★."
     def td(c, tag):
@@ -74,7 +74,7 @@ def md_table(rows:list): # header row first; each cell a string or a `cell`
     head, *body = rows
     return '\n'.join('| ' + ' | '.join(map(md, r)) + ' |' for r in [head, ['---'] * len(head), *body])
 
-# %% ../nbs/09_report.ipynb #04da0ad4
+# %% ../nbs/09_report.ipynb #da494fe1
 def png_bytes(src): # a matplotlib Figure (closed once saved), a PNG file, or PNG bytes
     "The PNG bytes of a figure or a file."
     if isinstance(src, bytes): return src
@@ -87,7 +87,7 @@ def img_tag(src, # anything `png_bytes` reads
     "An `<img>` whose PNG is embedded as a base64 `data:` URI: the page needs no other file and no network."
     return f'<img alt="{esc(alt)}" src="data:image/png;base64,{base64.b64encode(png_bytes(src)).decode()}">'
 
-# %% ../nbs/09_report.ipynb #91270036
+# %% ../nbs/09_report.ipynb #90499258
 CSS = """body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1180px;margin:24px auto;padding:0 16px;color:#222}
 h1{margin-bottom:4px}h2{border-bottom:1px solid #ddd;padding-bottom:2px;margin-top:32px}
 table{border-collapse:collapse;margin:8px 0 16px;font-size:14px}th,td{border:1px solid #ccc;padding:4px 9px;text-align:left;vertical-align:top}
@@ -114,7 +114,7 @@ class Report:
         md = [t for t, nxt in zip(self.md, self.md[1:] + ['#']) if level(t) == 99 or level(nxt) > level(t)]
         return '\n\n'.join([f'# {self.title}', *md]) + '\n'
 
-# %% ../nbs/09_report.ipynb #1b94c434
+# %% ../nbs/09_report.ipynb #b223b76a
 METRIC_COLUMNS = ('epoch', 'gen_loss', 'crit_loss', 'gen_updates', 'crit_updates', 'time', 'elapsed')
 
 def read_metrics(run): # a run folder
@@ -133,7 +133,7 @@ def read_scores(run): # a run folder
     d = (load_yaml(f) if f.exists() else None) or {}
     return {k: Score(v.pop('score', k), v.pop('value', None), v.pop('std', None), seconds=v.pop('seconds', None), card=v) for k, v in d.items()}
 
-# %% ../nbs/09_report.ipynb #ebf9419b
+# %% ../nbs/09_report.ipynb #3a91b2f0
 def _losses_png(metrics, loss):
     "`learner.plot_losses` of metrics.csv's rows, as PNG bytes."
     with tempfile.TemporaryDirectory() as d: return plot_losses(metrics.to_dict('records'), Path(d)/'losses.png', loss=loss).read_bytes()
@@ -151,7 +151,7 @@ def plot_score_curves(metrics:pd.DataFrame): # from `read_metrics`, with score c
     fig.tight_layout()
     return fig
 
-# %% ../nbs/09_report.ipynb #922deca3
+# %% ../nbs/09_report.ipynb #2a281698
 def run_summary(config:dict, # the run's config.yaml
                 metrics:pd.DataFrame): # its metrics.csv
     "The header of a run as table rows: recipe, data, status, epochs done, time, device and seed."
@@ -169,7 +169,7 @@ def scores_table(scores:dict): # from `read_scores`
     return [['score', 'value', 'how it was measured', 'time (s)']] + [
         [s.name, mean_std(s.value, s.std), s.card_line(), fmt(s.seconds, 2)] for s in scores.values()]
 
-# %% ../nbs/09_report.ipynb #fa44d2e0
+# %% ../nbs/09_report.ipynb #2ee4373c
 def run_report(run): # a run folder written by `learner.train`
     "The `Report` of a run: header, final scores, samples, loss and score curves, configuration."
     run = Path(run); c, m, scores = load_yaml(run/'config.yaml') or {}, read_metrics(run), read_scores(run)
@@ -189,7 +189,7 @@ def run_report(run): # a run folder written by `learner.train`
     doc.details('config.yaml (every setting of the run)', (run/'config.yaml').read_text())
     return doc
 
-# %% ../nbs/09_report.ipynb #67685f1f
+# %% ../nbs/09_report.ipynb #f8bc11e5
 TEXT_COLUMNS = ('trial', 'cell', 'status', 'error', 'device', 'score', 'better', 'vs', 'verdict', 'selection')
 
 def _read_csv(f, text, empty):
@@ -207,7 +207,7 @@ def read_study(folder): # a study folder
     if 'axes' not in study: study['axes'] = list(summary.columns[1:list(summary.columns).index('score')])   # the columns between cell and score
     return study, _read_csv(folder/'results.csv', [*TEXT_COLUMNS, *study['axes']], ['trial', 'cell', 'seed', 'status', 'error']), summary
 
-# %% ../nbs/09_report.ipynb #6c8ecb47
+# %% ../nbs/09_report.ipynb #840f6b0a
 def _pivot_keys(s, axes):
     "(row, column) labels of each summary row: over the axes when they make one grid, else one row per cell."
     axes = [a for a in axes if a in s.columns]
@@ -220,11 +220,12 @@ def _pivot_keys(s, axes):
 def _best(s):
     "Index of the best mean of a score's summary (by its `better`); None with fewer than two cells, or a tie."
     m, better = pd.to_numeric(s['mean'], errors='coerce'), next((b for b in s.get('better', []) if b), None)
+    if 'n' in s and (pd.to_numeric(s['n'], errors='coerce') >= 2).any(): m = m.where(pd.to_numeric(s['n'], errors='coerce') >= 2)   # one seed left is no winner
     if better not in ('lower', 'higher') or m.notna().sum() < 2: return None
     i = m.idxmin() if better == 'lower' else m.idxmax()
     return i if (m == m[i]).sum() == 1 else None      # a tie has no best
 
-# %% ../nbs/09_report.ipynb #b11449c2
+# %% ../nbs/09_report.ipynb #f5d13a96
 VERDICTS = {'better': 'better than', 'worse': 'worse than', 'no difference': 'no difference from'}
 
 def _p(p): return '< 0.001' if p < 0.001 else f"= {p:.2g}"
@@ -251,7 +252,7 @@ def pivot(summary:pd.DataFrame, # summary.csv, from `read_study`
     rows, cols = list(dict.fromkeys(k[0] for k in keys)), list(dict.fromkeys(k[1] for k in keys))
     return [[corner, *cols]] + [[r, *(summary_cell(s.iloc[at[r, c]], at[r, c] == best) if (r, c) in at else '–' for c in cols)] for r in rows]
 
-# %% ../nbs/09_report.ipynb #906f04a7
+# %% ../nbs/09_report.ipynb #751d534b
 def cells_of(results:pd.DataFrame): return list(dict.fromkeys(results.cell))   # cells in the order the study ran them
 
 def _seeds(results): return sorted({int(s) for s in pd.to_numeric(results.seed, errors='coerce').dropna()})
@@ -267,7 +268,7 @@ def _trial_images(run, n):
     try: return sample_images(run, n, seed=0)
     except FastGANError: return None
 
-# %% ../nbs/09_report.ipynb #d91d4bd1
+# %% ../nbs/09_report.ipynb #14592dfd
 def _real_images(folder, results, n):
     "`n` real training images of the study's first trial, when its data is on this machine (else None)."
     for t in results.trial:
@@ -283,7 +284,7 @@ def _grey(ax, text):
     ax.set_facecolor('0.85'); ax.set_aspect('equal')
     ax.text(0.5, 0.5, text, ha='center', va='center', transform=ax.transAxes, color='0.25', fontsize=11)
 
-# %% ../nbs/09_report.ipynb #ffb49e70
+# %% ../nbs/09_report.ipynb #ae7e38bb
 def _below_title(fig): return 1 - 0.45 / fig.get_figheight() if fig._suptitle is not None else 1   # room for the figure title
 
 def plot_samples(folder, # a study folder
@@ -309,7 +310,7 @@ def plot_samples(folder, # a study folder
     fig.suptitle(f'Final samples, {n_samples} per trial from the same noise (seed 0)', fontsize=11); fig.tight_layout(rect=(0, 0, 1, _below_title(fig)))
     return fig
 
-# %% ../nbs/09_report.ipynb #c2a343ce
+# %% ../nbs/09_report.ipynb #8b19e772
 def _colours(keys): return {k: plt.get_cmap('tab10' if len(keys) <= 10 else 'tab20')(i % 20) for i, k in enumerate(keys)}
 
 def _panels(n, xlabel, ylabel=None, width=4.2, height=3.0, sharex=False, sharey=False):
@@ -335,7 +336,7 @@ def _trial_metrics(folder, results):
     "(trial row, its metrics.csv) for every trial with at least one epoch."
     return [(t, m) for _, t in results.iterrows() if len(m := read_metrics(Path(folder)/'trials'/str(t.trial)))]
 
-# %% ../nbs/09_report.ipynb #6cf62479
+# %% ../nbs/09_report.ipynb #1ab68075
 def plot_study_losses(folder, # a study folder
                       results:pd.DataFrame, # its results.csv
                       share_loss:bool=True): # share the loss axis (False when cells use different losses)
@@ -351,7 +352,7 @@ def plot_study_losses(folder, # a study folder
                        [Line2D([], [], color='k', ls='-', label='generator'), Line2D([], [], color='k', ls='--', label='critic')])
     return fig
 
-# %% ../nbs/09_report.ipynb #9e35fd11
+# %% ../nbs/09_report.ipynb #f2b33283
 def plot_study_scores(folder, # a study folder
                       results:pd.DataFrame): # its results.csv
     "Scores measured during training (metrics.csv) against elapsed training time, one line per trial coloured by cell; None when none were."
@@ -368,7 +369,7 @@ def plot_study_scores(folder, # a study folder
     _legend_below(fig, _cell_handles(colour))
     return fig
 
-# %% ../nbs/09_report.ipynb #e8285cb0
+# %% ../nbs/09_report.ipynb #721fdf1c
 def plot_score_vs_time(results:pd.DataFrame, # results.csv
                        better:dict): # score name → 'lower' or 'higher' (the scores to plot)
     "Each trial's final score against the wall time of its training, coloured by cell: the compute account."
@@ -382,8 +383,8 @@ def plot_score_vs_time(results:pd.DataFrame, # results.csv
     _legend_below(fig, _cell_handles(colour, ls=''))
     return fig
 
-# %% ../nbs/09_report.ipynb #a27a0569
-COMPUTE = dict(seconds='training time (s, mean)', wall_seconds='trial time (s, mean)', epochs='epochs', gen_updates='generator updates', crit_updates='critic updates',
+# %% ../nbs/09_report.ipynb #84f1b623
+COMPUTE = dict(seconds='training time (s, mean)', wall_seconds='trial time (s, mean)', epochs='epochs', gen_updates='generator updates', crit_updates='critic updates', images_seen='images seen',
                images_per_s='images/s', device='device', gen_params='generator params', crit_params='critic params')
 
 def _over_trials(r, k):
@@ -399,7 +400,7 @@ def compute_table(results:pd.DataFrame): # results.csv
     return [['cell', 'trials (done)', *COMPUTE.values()]] + [
         [c, f"{len(r)} ({(r.status == 'done').sum()})", *(_over_trials(r, k) for k in COMPUTE)] for c, r in by_cell]
 
-# %% ../nbs/09_report.ipynb #868115f7
+# %% ../nbs/09_report.ipynb #27542f61
 def _varied(study):
     "What the study varied, in words."
     g, a = study.get('grid') or {}, study.get('ablate') or {}
@@ -413,7 +414,7 @@ def _unlisted(folder, results):
     d, known = Path(folder)/'trials', set(results.trial)
     return sorted(p.name for p in d.iterdir() if p.is_dir() and p.name not in known) if d.is_dir() else []
 
-# %% ../nbs/09_report.ipynb #a2b86a97
+# %% ../nbs/09_report.ipynb #3ec1cb64
 def _study_header(doc, folder, study, results, summary):
     "What was varied, the seeds, the trials' fates (failed ones with their error) and the selection rule."
     seeds = study.get('seeds') or _seeds(results)
@@ -446,7 +447,7 @@ def _study_tables(doc, folder, study, results, summary):
     doc.para(f"Each cell: mean ± std over the seeds that finished; in small print the 95% t interval of the mean, n, and the comparison "
              f"the study made ({test}{holm}). ★ marks the best mean.", note=True)
 
-# %% ../nbs/09_report.ipynb #527a1b6c
+# %% ../nbs/09_report.ipynb #42bd5472
 def _study_figures(doc, folder, study, results, summary, n_samples):
     "The samples, the loss and score curves, and the score against wall time."
     doc.heading('Samples')
@@ -461,7 +462,7 @@ def _study_figures(doc, folder, study, results, summary, n_samples):
     better = better_of(summary) or {c[5:]: '' for c in results.columns if c.startswith('best_') and c[5:] in results}
     if better: doc.figure(plot_score_vs_time(results, better), 'Final score of each trial against its wall time (results.csv), coloured by cell.')
 
-# %% ../nbs/09_report.ipynb #bdc80474
+# %% ../nbs/09_report.ipynb #abc85bce
 def study_report(folder, # a study folder written by the study module
                  n_samples:int=16): # images per trial in the sample grid
     "The `Report` of a study: what was varied, tables of mean ± std per score, samples, curves, compute and the study file."
@@ -475,7 +476,7 @@ def study_report(folder, # a study folder written by the study module
     if (folder/'study.yaml').exists(): doc.details('study.yaml (the study as resolved)', (folder/'study.yaml').read_text())
     return doc
 
-# %% ../nbs/09_report.ipynb #716c4fe4
+# %% ../nbs/09_report.ipynb #502b5b03
 def write_report(folder, # a run folder (written by `learner.train`) or a study folder (written by the study module)
                  out:str=None, # the HTML file (default folder/report.html); report.md goes beside it
                  n_samples:int=16): # images per trial in a study's sample grid

@@ -3,12 +3,13 @@
 # %% auto #0
 __all__ = ['STUDY_KEYS', 'TRAIN_PARAMS', 'SCORE_KINDS', 'STUDY_AXES', 'LOWER_IS_BETTER', 'RESULT_COLUMNS', 'SAME_STUDY',
            'ENGINES', 'key_lines', 'parse_study', 'cells', 'trials', 'check_study', 'better', 'run_trial', 'mean_ci',
-           'p_value', 'holm', 'base_values', 'base_cell', 'results_table', 'score_columns', 'compare_cells',
+           'p_value', 'holm', 'base_values', 'base_cell', 'results_table', 'final_score_columns', 'compare_cells',
            'summarise', 'load_study', 'trial_status', 'write_tables', 'run_study']
 
-# %% ../nbs/10_study.ipynb #000787e7
+# %% ../nbs/10_study.ipynb #00f453ea
 import os, re, sys, time, math, fcntl, inspect, itertools, warnings, multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 import numpy as np, pandas as pd, yaml, torch
 from scipy import stats
@@ -17,14 +18,14 @@ from .learner import train, final_scores, recipe_settings, data_options, SETTING
 from .data import gan_dls, URL_NAMES
 from .report import write_report
 
-# %% ../nbs/10_study.ipynb #9a367c83
+# %% ../nbs/10_study.ipynb #7289e0c4
 STUDY_KEYS = dict(name='study', base={}, grid={}, ablate={}, seeds=[0], scores=['auto'], n_score=None, compare='base', test='welch', alpha=0.05)
 TRAIN_PARAMS = {k: p for k, p in inspect.signature(train).parameters.items()
                 if k not in ('out', 'force', 'resume', 'progress', 'seed', 'score')}   # the study sets these itself
 SCORE_KINDS = ('auto', 'domain', 'fid', 'kid')
 STUDY_AXES = {**TRAIN_PARAMS, 'n_score': None}        # what a grid or an ablation may vary
 
-# %% ../nbs/10_study.ipynb #62307f13
+# %% ../nbs/10_study.ipynb #886e902a
 def key_lines(text:str): # YAML text
     "The line of every mapping key, by its path, e.g. {('grid', 'lr'): 4}."
     lines = {}
@@ -34,7 +35,7 @@ def key_lines(text:str): # YAML text
     walk(yaml.compose(text, Loader=yaml.SafeLoader), ())
     return lines
 
-# %% ../nbs/10_study.ipynb #9ee59e30
+# %% ../nbs/10_study.ipynb #d0f259c9
 def _convert(key, v):
     "A study value converted to the type `train` declares for `key` (None stays None)."
     if v is None: return None
@@ -51,7 +52,7 @@ def _convert(key, v):
     if isinstance(v, (dict, list)): raise ValueError(f"expected one value, got {v!r}")
     return str(v) if ann is str else v
 
-# %% ../nbs/10_study.ipynb #0cad5a03
+# %% ../nbs/10_study.ipynb #22f1fa74
 class _Study:
     "Checks a study's keys, pointing at their lines in `fname`."
     def __init__(self, fname, lines): self.fname, self.lines = fname, lines
@@ -72,12 +73,12 @@ class _Study:
             if not isinstance(vs, list) or not vs: raise self.error(f"{part}.{k} must be a non-empty list of values, e.g. [0.1, 0.2]", part, k)
         return {k: [self.value(k, v, part, k) for v in vs] for k, vs in d.items()}
 
-# %% ../nbs/10_study.ipynb #08fd4c38
+# %% ../nbs/10_study.ipynb #b3822118
 def _seeds(s, st):
     if isinstance(s, bool) or not (isinstance(s, int) and s > 0 or isinstance(s, list) and s and all(isinstance(x, int) and not isinstance(x, bool) for x in s)):
         raise st.error(f"seeds must be a count (e.g. 3) or a list of whole numbers, got {s!r}", 'seeds')
     if isinstance(s, list) and len(set(s)) != len(s): raise st.error(f"seeds repeat: {s}", 'seeds')
-    return list(range(s)) if isinstance(s, int) else s
+    return list(range(s)) if isinstance(s, int) else list(s)
 
 def _scores(s, st):
     s = [s] if isinstance(s, str) else s
@@ -86,7 +87,7 @@ def _scores(s, st):
         raise st.error(f"scores must be a list of {', '.join(SCORE_KINDS)} (or none), got {s!r}", 'scores')
     return s
 
-# %% ../nbs/10_study.ipynb #c96b20d8
+# %% ../nbs/10_study.ipynb #94f1bd43
 def parse_study(d:dict, # the YAML data
                 fname='study', # the file's name, for errors
                 lines:dict=None): # key lines from `key_lines`
@@ -103,13 +104,14 @@ def parse_study(d:dict, # the YAML data
     if s['n_score'] is not None:
         s['n_score'] = st.value('n_score', s['n_score'], 'n_score')
         if s['n_score'] < 2: raise st.error(f"n_score must be at least 2 images, got {s['n_score']}", 'n_score')
-    if s['test'] not in ('welch', 'bootstrap'): raise st.error(f"test must be welch or bootstrap, got {s['test']!r}", 'test')
-    if not (isinstance(s['alpha'], float) and 0 < s['alpha'] < 1): raise st.error(f"alpha must be a number in (0, 1), got {s['alpha']!r}", 'alpha')
+    if s['test'] not in ('welch', 'permutation'): raise st.error(f"test must be welch or permutation, got {s['test']!r}", 'test')
+    try: s['alpha'] = float(s['alpha']); assert 0 < s['alpha'] < 1
+    except (TypeError, ValueError, AssertionError): raise st.error(f"alpha must be a number in (0, 1), got {s['alpha']!r}", 'alpha') from None
     s['name'] = str(s['name'])
     s['axes'] = list(dict.fromkeys([*s['grid'], *s['ablate']]))
     return s
 
-# %% ../nbs/10_study.ipynb #459b815c
+# %% ../nbs/10_study.ipynb #01d5d57a
 def _text(v):
     if isinstance(v, float): return f"{v:g}"
     if isinstance(v, (tuple, list)): return '/'.join(_text(x) for x in v)
@@ -123,16 +125,16 @@ def cells(study:dict): # from `parse_study`
     return res or [('base', {})]
 
 def trials(study:dict):
-    "Every trial: dict(trial, cell, seed, settings, kwargs) where kwargs are `train`'s keywords and `n_score`."
+    "Every trial: dict(trial, cell, seed, settings, kwargs, n_score): kwargs are `train`'s keywords, n_score the images per score."
     res = []
     for cell, settings in cells(study):
         for seed in study['seeds']:
-            kw = {**study['base'], **settings, 'seed': seed}
+            kw = {**study['base'], **{k: v for k, v in settings.items() if k != 'n_score'}, 'seed': seed}
             name = re.sub(r'[^\w.=+-]', '_', f"{cell.replace(',', '_')}_seed={seed}")
-            res.append(dict(trial=name, cell=cell, seed=seed, settings=settings, kwargs=kw))
+            res.append(dict(trial=name, cell=cell, seed=seed, settings=settings, kwargs=kw, n_score=settings.get('n_score', study['n_score'])))
     return res
 
-# %% ../nbs/10_study.ipynb #844db5a7
+# %% ../nbs/10_study.ipynb #ecfba89b
 def _data_source_ok(data):
     name = str(data)
     return name == 'digits' or name.partition(':')[0] == 'stacked_mnist' or name in URL_NAMES or Path(name).exists()
@@ -159,6 +161,16 @@ def check_study(study:dict, # from `parse_study`
     "Build each cell's data and learner once (no training), so a bad combination stops the study before it starts."
     st, built = _Study(fname, lines or {}), {}
     names = [c for c, _ in cells(study)]
+    part = lambda k: ('grid' if k in study['grid'] else 'ablate', k)
+    dup = next((c for c in names if names.count(c) > 1), None)
+    if dup: raise st.error(f"cell {dup} would run twice (a value listed twice, or the same setting in grid and ablate): list each value once",
+                           *part(dup.split('=')[0]))
+    try: rs = recipe_settings(study['base'].get('recipe', 'dcgan'))
+    except FastGANError: rs = {}                              # a bad recipe is reported with its line below
+    for k, vs in study['ablate'].items():
+        b = study['base'].get(k, rs.get(k))
+        if b is not None and any(_text(v) == _text(b) for v in vs):
+            raise st.error(f"ablate.{k} lists the base's own value {_text(b)}: the cell base already runs it", 'ablate', k)
     if study['compare'] not in ('base', 'none', *names):
         raise st.error(f"compare names no cell of this study: '{study['compare']}'; give base, none, or one of {', '.join(names)}", 'compare')
     defaults = {k: p.default for k, p in TRAIN_PARAMS.items()}
@@ -166,13 +178,16 @@ def check_study(study:dict, # from `parse_study`
         a = {**defaults, **study['base'], **settings}
         if not _data_source_ok(a['data']):
             raise st.error(f"no data source {a['data']!r}: give digits, a folder, an .npz file or one of {', '.join(URL_NAMES)}", *_blame('data', study, settings))
-        for k in ('epochs', 'bs', 'n_samples', 'checkpoint_every'):
-            if a[k] is not None and a[k] < 1: raise st.error(f"cell {cell}: {k} must be at least 1, got {a[k]}", *_blame(k, study, settings))
+        for k, lo in dict(epochs=1, bs=1, n_samples=1, checkpoint_every=1, nz=1, n_features=1, size=4, depth=0, score_every=0, n_score=2).items():
+            if a.get(k) is not None and a[k] < lo: raise st.error(f"cell {cell}: {k} must be at least {lo}, got {a[k]}", *_blame(k, study, settings))
+        if str(a['device']).startswith('cuda') and not torch.cuda.is_available():
+            raise st.error(f"cell {cell}: device {a['device']} but this machine has no CUDA GPU: remove device or use cpu", *_blame('device', study, settings))
         try: _build(a, built)
         except FastGANError as e: raise st.error(f"cell {cell}: {e}", *_blame(str(e), study, settings)) from None
+        except Exception as e: raise st.error(f"cell {cell}: cannot build it ({_one_line(e)})", *_blame(str(e), study, settings)) from None
     return study
 
-# %% ../nbs/10_study.ipynb #d6bafb45
+# %% ../nbs/10_study.ipynb #db13f7af
 LOWER_IS_BETTER = ('fd', 'fid', 'kid', 'kl')
 
 def better(score:str): # a score's name, e.g. domain_fd
@@ -196,7 +211,7 @@ def _compute(folder:Path):
         if len(v): res[f'best_{col}'] = float(v.min() if better(col) == 'lower' else v.max())
     return res
 
-# %% ../nbs/10_study.ipynb #af7f59db
+# %% ../nbs/10_study.ipynb #9dd6983e
 def run_trial(kwargs:dict, # train's keywords, seed included
               folder, # the trial's run folder
               scores=('auto',), # kinds for `final_scores`: auto, domain, fid, kid
@@ -210,18 +225,16 @@ def run_trial(kwargs:dict, # train's keywords, seed included
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
             learn = train(**kwargs, out=str(folder), resume=resume, force=not resume, progress=False, score='none')
-            rec['status'] = 'diverged' if learn.diverged else 'done'
-            if learn.diverged: rec['error'] = f"diverged at {learn.diverged['message']}"
             measured = {k: v for kind in (scores if not learn.diverged else ()) for k, v in final_scores(learn, kind, seed=kwargs['seed'], n=n_score).items()}
         if measured: save_yaml({k: v.to_dict() for k, v in measured.items()}, folder/'scores.yaml')
-        rec['scores'] = {k: float(v.value) for k, v in measured.items()}
-        rec.update(_compute(folder))
+        rec.update(_compute(folder), scores={k: float(v.value) for k, v in measured.items()}, status='diverged' if learn.diverged else 'done',
+                   error=f"diverged at {learn.diverged['message']}" if learn.diverged else '')
     except Exception as e: rec['error'] = _one_line(e)
     rec.update(resumed=resume, wall_seconds=round(time.perf_counter() - t0, 2))
     save_yaml(rec, folder/'trial.yaml')
     return rec
 
-# %% ../nbs/10_study.ipynb #9ac7368f
+# %% ../nbs/10_study.ipynb #1983d06f
 def mean_ci(x, # one cell's values over seeds
             conf:float=0.95):
     "(mean, std, low, high): the mean, its sample std, and the t confidence interval of the mean (nan with fewer than 2 values)."
@@ -233,8 +246,8 @@ def mean_ci(x, # one cell's values over seeds
     return m, s, m - h, m + h
 
 def p_value(a, b, # the two cells' values over seeds
-            test:str='welch', # welch (Welch's t-test) or bootstrap (of the difference in means)
-            n_boot:int=10_000, seed:int=0):
+            test:str='welch', # welch (Welch's t-test) or permutation (exact, every relabelling of the seeds; sampled when too many)
+            n_perm:int=20_000, seed:int=0):
     "Two-sided p-value for 'a and b have the same mean' (nan when either has fewer than 2 values)."
     a, b = (np.asarray(v, float) for v in (a, b)); a, b = a[~np.isnan(a)], b[~np.isnan(b)]
     if min(len(a), len(b)) < 2: return math.nan
@@ -244,10 +257,12 @@ def p_value(a, b, # the two cells' values over seeds
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', RuntimeWarning)              # scipy's note on nearly equal values; the p-value stands
             return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
-    g, pooled = np.random.default_rng(seed), np.concatenate([a, b]).mean()
-    ra, rb = a - a.mean() + pooled, b - b.mean() + pooled        # both groups moved to the common mean: the null hypothesis
-    da = g.choice(ra, (n_boot, len(a))).mean(1) - g.choice(rb, (n_boot, len(b))).mean(1)
-    return float((np.abs(da) >= abs(d)).mean())
+    x, n = np.concatenate([a, b]), len(a)
+    if math.comb(len(x), n) <= n_perm: idx = np.array(list(itertools.combinations(range(len(x)), n)))      # exact
+    else: idx = np.argsort(np.random.default_rng(seed).random((n_perm, len(x))), 1)[:, :n]
+    mask = np.zeros((len(idx), len(x)), bool); np.put_along_axis(mask, idx, True, 1)
+    diffs = (x * mask).sum(1) / n - (x * ~mask).sum(1) / (len(x) - n)
+    return float((np.abs(diffs) >= abs(d) - 1e-12).mean())
 
 def holm(p): # p-values (nan allowed)
     "Holm's step-down adjustment of `p` for multiple comparisons (nan stays nan)."
@@ -256,7 +271,7 @@ def holm(p): # p-values (nan allowed)
     out[np.flatnonzero(ok)[order]] = adj
     return out
 
-# %% ../nbs/10_study.ipynb #e7df02a0
+# %% ../nbs/10_study.ipynb #a03d509c
 RESULT_COLUMNS = ('seconds', 'epochs', 'gen_updates', 'crit_updates', 'images_seen', 'images_per_s', 'device', 'gen_params',
                   'crit_params', 'wall_seconds', 'resumed')
 
@@ -274,7 +289,7 @@ def base_cell(study:dict):
     bv = base_values(study)
     return next((c for c, s in cells(study) if c == 'base' or all(_text(bv[k]) == _text(v) for k, v in s.items()) and s), None)
 
-# %% ../nbs/10_study.ipynb #0dae018a
+# %% ../nbs/10_study.ipynb #de81a3c4
 def results_table(study:dict, # from `parse_study`
                   out): # the study folder
     "One row per finished trial of `study` in `out` (those with a trial.yaml), as a DataFrame."
@@ -285,28 +300,29 @@ def results_table(study:dict, # from `parse_study`
         r = load_yaml(f)
         axes = {k: _text(t['settings'].get(k, bv[k])) for k in study['axes']}
         best = {k: v for k, v in r.items() if k.startswith('best_')}
-        rows.append(dict(trial=t['trial'], cell=t['cell'], **axes, seed=t['seed'], status=r['status'], error=r.get('error', ''),
-                         **r.get('scores', {}), **best, **{k: r.get(k) for k in RESULT_COLUMNS}))
+        row = dict(trial=t['trial'], cell=t['cell'], **axes, seed=t['seed'], status=r['status'], error=r.get('error', ''), **r.get('scores', {}), **best)
+        rows.append({**row, **{k: r.get(k) for k in RESULT_COLUMNS if k not in row}})   # a varied `epochs` or `device` keeps its axis column
     return pd.DataFrame(rows)
 
-def score_columns(results:pd.DataFrame, study:dict):
+def final_score_columns(results:pd.DataFrame, study:dict):
     "The final-score columns of a results table."
     fixed = {'trial', 'cell', 'seed', 'status', 'error', *study['axes'], *RESULT_COLUMNS}
     return [c for c in results.columns if c not in fixed and not c.startswith('best_')]
 
-# %% ../nbs/10_study.ipynb #eb2a441b
+# %% ../nbs/10_study.ipynb #2b45deb7
 def _verdict(diff, p, direction, alpha):
-    if math.isnan(p): return ''
+    if math.isnan(p) or math.isnan(diff): return ''
     return 'no difference' if p >= alpha else 'better' if (diff < 0) == (direction == 'lower') else 'worse'
 
 def _values(results, cell, score):
     done = results[(results.status == 'done') & (results.cell == cell)] if len(results) else results
-    return done[score].astype(float).values if len(done) else np.array([])
+    x = done[score].astype(float).values if len(done) and score in done else np.array([])
+    return x[~np.isnan(x)]
 
 def compare_cells(results:pd.DataFrame, # from `results_table` (or results.csv)
                   a:str, b:str, # two cells' names
                   score:str, # a score column, e.g. domain_fd
-                  test:str='welch', # welch or bootstrap
+                  test:str='welch', # welch or permutation
                   alpha:float=0.05):
     "Is cell `a` better than cell `b` on `score`, over their seeds? A dict with the means, difference, p-value, verdict and a sentence."
     x, y = _values(results, a, score), _values(results, b, score)
@@ -319,21 +335,23 @@ def compare_cells(results:pd.DataFrame, # from `results_table` (or results.csv)
                 sentence=f"{a} {verb} {b} on {score} ({direction} is better: {x.mean():.4g} vs {y.mean():.4g}, {test} p = {p:.3g}, "
                          f"{len(x)} and {len(y)} seeds)")
 
-# %% ../nbs/10_study.ipynb #34d641b6
+# %% ../nbs/10_study.ipynb #02aa69d4
 def summarise(results:pd.DataFrame, # from `results_table`
               study:dict):
     "One row per cell and score: n, mean ± std, relative std, 95% CI, and the test against the base (or `compare`) cell."
     vs = study['compare']
     vs = base_cell(study) if vs == 'base' else None if vs in ('none', None) else vs
     rows = []
-    for score in score_columns(results, study):
+    for score in final_score_columns(results, study):
         block = []
         for cell, _ in cells(study):
             if not (results.cell == cell).any(): continue
             x = _values(results, cell, score)
             m, sd, lo, hi = mean_ci(x)
             first = results[results.cell == cell].iloc[0]
-            r = dict(cell=cell, **{k: first[k] for k in study['axes']}, score=score, better=better(score), n=len(x), mean=m, std=sd,
+            fates = results.status[results.cell == cell]
+            r = dict(cell=cell, **{k: first[k] for k in study['axes']}, score=score, better=better(score), n=len(x),
+                     n_diverged=int((fates == 'diverged').sum()), n_failed=int((fates == 'failed').sum()), mean=m, std=sd,
                      rel_std=sd / abs(m) if m else math.nan, ci_low=lo, ci_high=hi, vs='', diff=math.nan, p=math.nan, p_holm=math.nan,
                      verdict='', selection='final')
             y = _values(results, vs, score) if vs and cell != vs else []
@@ -344,7 +362,7 @@ def summarise(results:pd.DataFrame, # from `results_table`
         rows += block
     return pd.DataFrame(rows)
 
-# %% ../nbs/10_study.ipynb #aa27858d
+# %% ../nbs/10_study.ipynb #f0f2d3cb
 def load_study(fname): # a study YAML file
     "Read, check and build a study file: the study as plain data, or a one-line error naming the key and line."
     f = Path(fname)
@@ -378,7 +396,7 @@ def _lock(out:Path):
     f.seek(0); f.truncate(); f.write(str(os.getpid())); f.flush()
     return f
 
-# %% ../nbs/10_study.ipynb #5ed8b8b5
+# %% ../nbs/10_study.ipynb #a04e8e21
 def trial_status(study:dict, out):
     "Each trial with its state in `out`: done, diverged or failed (finished), started (a checkpoint to resume) or pending."
     rows = []
@@ -402,26 +420,58 @@ def _init_worker(threads:int):
         import ctypes, signal
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)       # PR_SET_PDEATHSIG
 
-# %% ../nbs/10_study.ipynb #9cc206a5
+# %% ../nbs/10_study.ipynb #98a3ef1c
 def _run_local(todo, study, out, jobs, done):
     "Run the trials `todo` here, `jobs` at a time, calling `done(trial, record)` as each finishes."
-    args = lambda t: (t['kwargs'], inside(out/'trials', t['trial']), study['scores'], study['n_score'])
+    args = lambda t: (t['kwargs'], inside(out/'trials', t['trial']), study['scores'], t['n_score'])
     if jobs == 1:
         for t in todo: done(t, run_trial(*args(t)))
         return
     threads = max(1, torch.get_num_threads() // jobs)
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context('spawn'), initializer=_init_worker, initargs=(threads,)) as pool:
+    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context('spawn'), initializer=_init_worker, initargs=(threads,))
+    try:
         futs = {pool.submit(run_trial, *args(t)): t for t in todo}
-        try:
-            for f in as_completed(futs): done(futs[f], f.result())
-        except Exception as e:                       # a worker killed (out of memory, a signal): the pool cannot go on
-            for f in futs: f.cancel()
-            raise FastGANError(f"a trial's worker process died ({_one_line(e)}): finished trials are kept; run the same command "
-                               "again to continue (fewer --jobs if memory ran out)") from None
+        for f in as_completed(futs):
+            try: rec = f.result()
+            except BrokenProcessPool as e:           # a worker killed (out of memory, a signal): the pool cannot go on
+                raise FastGANError(f"a trial's worker process died ({_one_line(e)}): finished trials are kept; run the same command "
+                                   "again to continue (fewer --jobs if memory ran out)") from None
+            done(futs[f], rec)
+    except BaseException: pool.shutdown(wait=True, cancel_futures=True); raise    # Ctrl-C or an error: queued trials do not start
+    pool.shutdown()
 
-ENGINES = dict(local=_run_local)
+# %% ../nbs/10_study.ipynb #10969938
+def _ray_trial(config):
+    "A Ray Tune trainable: one study trial; its record is the trial's result."
+    c = config['trial']
+    rec = run_trial(c['kwargs'], c['folder'], c['scores'], c['n_score'])
+    return {'status': rec['status'], **{f'score/{k}': v for k, v in rec.get('scores', {}).items()}}
 
-# %% ../nbs/10_study.ipynb #ffd506a2
+def _run_ray(todo, study, out, jobs, done):
+    "Run the trials `todo` as Ray Tune trials, `jobs` at a time, each with its share of the cluster's CPUs and GPUs, calling `done` as each finishes."
+    try: import ray; from ray import tune
+    except ImportError: raise FastGANError("engine ray needs Ray Tune: pip install 'fastgan_study[ray]' (or use --engine local)") from None
+    if not todo: return
+    if not ray.is_initialized(): ray.init(address=os.environ.get('RAY_ADDRESS'), include_dashboard=False, log_to_driver=False)
+    configs = [dict(kwargs=t['kwargs'], folder=str(inside(out/'trials', t['trial'])), scores=study['scores'], n_score=t['n_score'],
+                    name=t['trial']) for t in todo]
+    by_name = {t['trial']: t for t in todo}
+    class Done(tune.Callback):
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            c = trial.config['trial']; done(by_name[c['name']], load_yaml(Path(c['folder'])/'trial.yaml'))
+    have = ray.cluster_resources()
+    share = {'cpu': max(1, int(have.get('CPU', 1)) // jobs), **({'gpu': min(1, have['GPU'] / jobs)} if have.get('GPU') else {})}
+    tuner = tune.Tuner(tune.with_resources(_ray_trial, share), param_space={'trial': tune.grid_search(configs)},
+                       tune_config=tune.TuneConfig(max_concurrent_trials=jobs),
+                       run_config=tune.RunConfig(name=f"fastgan-study-{out.name}", storage_path=str((out/'ray').resolve()), callbacks=[Done()], verbose=0))
+    res = tuner.fit()
+    if res.errors: raise FastGANError(f"{len(res.errors)} Ray trial(s) stopped outside the trial code ({_one_line(res.errors[0])}): "
+                                      "finished trials are kept; run the same command again to continue")
+
+# %% ../nbs/10_study.ipynb #3cee523a
+ENGINES = dict(local=_run_local, ray=_run_ray)
+
+# %% ../nbs/10_study.ipynb #bbc0328e
 def run_study(file:str, # a study YAML file
               out:str=None, # the study folder (default: runs/study-<file name>)
               jobs:int=1, # trials run at once, in separate processes
@@ -432,7 +482,7 @@ def run_study(file:str, # a study YAML file
               verbose:bool=True): # print a line per finished trial
     "Run every trial of a study file into `out`, resumably, and write results.csv, summary.csv and report.html."
     study = load_study(file)
-    if engine not in ENGINES and engine != 'ray': raise FastGANError(f"unknown engine '{engine}': choose local or ray")
+    if engine not in ENGINES: raise FastGANError(f"unknown engine '{engine}': choose {' or '.join(ENGINES)}")
     if jobs < 1: raise FastGANError(f"jobs must be at least 1, got {jobs}")
     out = Path(out) if out is not None else Path('runs')/f"study-{Path(file).stem}"
     if dry_run:
@@ -456,41 +506,11 @@ def run_study(file:str, # a study YAML file
                 print(f"[{n_done}/{total}] {t['trial']}: {rec['status']}{' (' + rec['error'] + ')' if rec.get('error') else ''}"
                       f"{'; ' + sc if sc else ''}; {rec.get('seconds') or 0:.0f}s training", flush=True)
         if verbose and n_done: print(f"{n_done} of {total} trials already finished in {out}; running the other {len(todo)}", flush=True)
-        if engine == 'ray': _ray_engine()(todo, study, out, jobs, done)
-        else: ENGINES[engine](todo, study, out, jobs, done)
+        ENGINES[engine](todo, study, out, jobs, done)
         res, summ = write_tables(study, out)
-        if report: write_report(out)
+        if report:
+            try: write_report(out)
+            except Exception as e: warnings.warn(f"the study's results are saved but its report failed ({_one_line(e)}): run fastgan_study report {out}")
     finally: lock.close()
     res.attrs['out'] = str(out)
     return res
-
-# %% ../nbs/10_study.ipynb #f933d762
-def _ray_engine():
-    "The Ray Tune engine, or a one-line error saying how to install it."
-    try: import ray; from ray import tune
-    except ImportError: raise FastGANError("engine ray needs Ray Tune: pip install 'fastgan_study[ray]' (or use --engine local)") from None
-    return _run_ray
-
-def _ray_trial(config):
-    "A Ray Tune trainable: one study trial; its record is the trial's result."
-    c = config['trial']
-    rec = run_trial(c['kwargs'], c['folder'], c['scores'], c['n_score'])
-    return {'status': rec['status'], **{f'score/{k}': v for k, v in rec.get('scores', {}).items()}}
-
-def _run_ray(todo, study, out, jobs, done):
-    "Run the trials `todo` as Ray Tune trials, `jobs` at a time (all CPUs' worth when 1), calling `done` as each finishes."
-    import ray
-    from ray import tune
-    if not todo: return
-    if not ray.is_initialized(): ray.init(address=os.environ.get('RAY_ADDRESS'), include_dashboard=False, log_to_driver=False)
-    configs = [dict(kwargs=t['kwargs'], folder=str(inside(out/'trials', t['trial'])), scores=study['scores'], n_score=study['n_score'],
-                    name=t['trial']) for t in todo]
-    by_name = {t['trial']: t for t in todo}
-    class Done(tune.Callback):
-        def on_trial_complete(self, iteration, trials, trial, **info):
-            c = trial.config['trial']; done(by_name[c['name']], load_yaml(Path(c['folder'])/'trial.yaml'))
-    threads = max(1, int(ray.cluster_resources().get('CPU', 1)) // jobs) if jobs > 1 else 1
-    tuner = tune.Tuner(tune.with_resources(_ray_trial, {'cpu': threads}), param_space={'trial': tune.grid_search(configs)},
-                       tune_config=tune.TuneConfig(max_concurrent_trials=jobs),
-                       run_config=tune.RunConfig(name=f"fastgan-study-{out.name}", storage_path=str((out/'ray').resolve()), callbacks=[Done()], verbose=0))
-    tuner.fit()

@@ -113,6 +113,8 @@ def test_interpolate_and_augment_commands(tmp_path):
     assert (tmp_path/'run'/'report.html').exists() and 'report.html' in r.stdout, 'train writes the run report and says so'
     r = cli('interpolate', tmp_path/'run', '--steps', '5', '--rows', '2')
     assert r.returncode == 0 and (tmp_path/'run'/'interpolation.png').exists(), r.stderr
+    r = cli('explore', tmp_path/'run', '--n', '100')
+    assert r.returncode == 0 and 'held_out: 300' in r.stdout and (tmp_path/'run'/'explore'/'critic.png').exists(), r.stdout + r.stderr
     r = cli('augment', tmp_path/'run', '--real', '0,20', '--generated', '0,50', '--seeds', '1', '--steps', '20', '--no-progress')
     assert r.returncode == 0, r.stderr
     assert '| 20 |' in r.stdout and (tmp_path/'run'/'augment'/'heatmap.png').exists(), r.stdout
