@@ -7,9 +7,9 @@ Docs: https://fastgan-study.github.io/fastgan_study/latent.html.md"""
 # %% auto #0
 __all__ = ['INTERPOLATIONS', 'lerp', 'slerp', 'chain', 'sample_latents', 'images_from', 'plot_image_rows', 'interpolation_images',
            'interpolate', 'attribute_vector', 'add_attribute', 'remove_attribute', 'predict_classes', 'class_vector',
-           'attribute_effect', 'plot_attribute', 'sample_grids', 'progress_gif', 'progress_sheet', 'load_critic',
-           'critic_scores', 'critic_view', 'separation', 'set_summary', 'plot_histograms', 'plot_critic_scores',
-           'confidences', 'pca_2d', 'plot_feature_pca', 'plot_confidence']
+           'attribute_effect', 'plot_attribute', 'sample_grids', 'progress_gif', 'progress_sheet', 'critic_scores',
+           'critic_view', 'separation', 'set_summary', 'plot_histograms', 'plot_critic_scores', 'confidences', 'pca_2d',
+           'plot_feature_pca', 'plot_confidence']
 
 # %% ../nbs/08_latent.ipynb #72630c8f
 import math
@@ -20,11 +20,11 @@ import matplotlib.pyplot as plt
 from PIL import Image, ImageDraw, ImageFont
 from scipy.stats import rankdata
 from torchvision.utils import make_grid
-from .core import FastGANError, check_choice, atomic_write, load_weights
+from .core import FastGANError, check_choice, atomic_write
 from .data import ImageSet, Noise
-from .models import gan_nets, generate
+from .models import generate
 from .metrics import FeatureExtractor, as_images
-from .learner import load_generator, data_options, ARCH_OPTIONS
+from .learner import load_generator, load_critic, data_options
 
 # %% ../nbs/08_latent.ipynb #0caeb088
 def _path_ends(z0, z1, steps):
@@ -279,19 +279,6 @@ def progress_sheet(run:str, # run folder written by `fastgan_study train`
     out = Path(out) if out else Path(run)/'progress.png'
     atomic_write(out, lambda p: sheet.save(p, format='PNG', optimize=True))
     return out
-
-# %% ../nbs/08_latent.ipynb #6d0ed96d
-def load_critic(run): # run folder written by `fastgan_study train`, or its model.pth
-    "The critic of a run, in evaluation mode, with `.config` from its `model.pth`."
-    f = _check_run(run); f = f/'model.pth' if f.is_dir() else f
-    if not f.exists(): raise FastGANError(f"no model.pth in {f.parent}: give a run folder written by fastgan_study train")
-    state = load_weights(f)
-    if not {'critic', 'config'} <= set(state): raise FastGANError(f"{f} holds no critic and config: give a model.pth written by fastgan_study train")
-    c = state['config']
-    opts = {k: c[k] for k in ARCH_OPTIONS if c.get(k) is not None}
-    _, D = gan_nets(c['arch'], c['size'], c['n_channels'], c['nz'], c['n_features'], n_classes=c.get('n_classes', 0), **opts)
-    D.load_state_dict(state['critic']); D.eval(); D.config = c
-    return D
 
 # %% ../nbs/08_latent.ipynb #8f3c4645
 @torch.no_grad()

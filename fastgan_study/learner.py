@@ -7,8 +7,8 @@ Docs: https://fastgan-study.github.io/fastgan_study/learner.html.md"""
 # %% auto #0
 __all__ = ['ARCH_OPTIONS', 'SETTINGS', 'RECIPES', 'OPTS', 'RUN_FILES', 'RESUME_KEYS', 'torch_opt', 'gan_splitter',
            'recipe_settings', 'needs_labels', 'data_options', 'gan_learner', 'tiny_gan_learner', 'run_dir',
-           'plot_losses', 'plot_final', 'rng_states', 'set_rng_states', 'save_model', 'load_generator', 'ResumeFrom',
-           'Checkpoint', 'final_scores', 'default_epochs', 'train']
+           'plot_losses', 'plot_final', 'rng_states', 'set_rng_states', 'save_model', 'load_generator', 'load_critic',
+           'ResumeFrom', 'Checkpoint', 'final_scores', 'default_epochs', 'train']
 
 # %% ../nbs/06_learner.ipynb #fb287bda
 import shutil, time, datetime, warnings, random, csv
@@ -240,17 +240,33 @@ def save_model(learn, fname,
                  epoch=epoch, fixed_noise=grids.z.cpu() if grids else None, config=config, train=_train_state(learn))
     return atomic_write(fname, lambda p: torch.save(state, p))
 
-def load_generator(run): # a run folder or its model.pth
-    "The generator of a run (its moving average when the run kept one), in evaluation mode, with `.config` and `.fixed_noise` from its `model.pth`."
-    f = Path(run); f = f/'model.pth' if f.is_dir() else f
+def _run_nets(run):
+    "A run's generator and critic, built from its `model.pth` config (weights not loaded yet), and the checkpoint."
+    p = Path(run)
+    if not p.exists(): raise FastGANError(f"no run folder {p}: give a folder written by `fastgan_study train`")
+    f = p/'model.pth' if p.is_dir() else p
+    if not f.exists() and (f.parent/'gan.pth').exists():
+        raise FastGANError(f"{f.parent} is a superres run: its generator maps images to images; load it with superres.load_superres")
     if not f.exists(): raise FastGANError(f"no model.pth in {f.parent}: give a run folder written by `fastgan_study train`")
     state = load_weights(f)
+    if not {'generator', 'critic', 'config'} <= set(state): raise FastGANError(f"{f} holds no generator, critic and config: give a model.pth written by `fastgan_study train`")
     c = state['config']
     opts = {k: c[k] for k in ARCH_OPTIONS if c.get(k) is not None}
-    G, _ = gan_nets(c['arch'], c['size'], c['n_channels'], c['nz'], c['n_features'], n_classes=c.get('n_classes', 0), **opts)
+    G, D = gan_nets(c['arch'], c['size'], c['n_channels'], c['nz'], c['n_features'], n_classes=c.get('n_classes', 0), **opts)
+    return G, D, state
+
+def load_generator(run): # a run folder or its model.pth
+    "The generator of a run (its moving average when the run kept one), in evaluation mode, with `.config` and `.fixed_noise` from its `model.pth`."
+    G, _, state = _run_nets(run)
     G.load_state_dict(state.get('generator_ema') or state['generator']); G.eval()
-    G.config, G.fixed_noise = c, state['fixed_noise']
+    G.config, G.fixed_noise = state['config'], state['fixed_noise']
     return G
+
+def load_critic(run): # a run folder or its model.pth
+    "The critic of a run, in evaluation mode, with `.config` from its `model.pth`."
+    _, D, state = _run_nets(run)
+    D.load_state_dict(state['critic']); D.eval(); D.config = state['config']
+    return D
 
 # %% ../nbs/06_learner.ipynb #1d1aa059
 @patch
