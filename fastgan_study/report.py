@@ -177,7 +177,8 @@ def run_report(run): # a run folder written by `learner.train`
     doc.table(run_summary(c, m))
     doc.heading('Final scores')
     if scores: doc.table(scores_table(scores))
-    else: doc.para(f"No final scores (scores.yaml): the run is {c.get('status', 'unknown')}, or was trained with score none.", note=True)
+    elif c.get('status') == 'done': doc.para("No final scores (scores.yaml): the run was trained with --score none (fastgan_study fid scores it).", note=True)
+    else: doc.para(f"No final scores yet: the run is {c.get('status', 'unknown')}.", note=True)
     doc.heading('Samples')
     final = run/'samples'/'final.png'
     if final.exists(): doc.figure(final, 'The final generated grid (fixed noise) beside real training images.')
