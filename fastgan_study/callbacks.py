@@ -6,12 +6,13 @@ Docs: https://fastgan-study.github.io/fastgan_study/callbacks.html.md"""
 
 # %% auto #0
 __all__ = ['UNBOUNDED_LOSSES', 'GANMetrics', 'write_metrics', 'save_grid', 'SampleGrids', 'RichProgress', 'InstanceNoise',
-           'KeepGANMode', 'BalanceSwitcher', 'AdaptiveSwitcher', 'GeneratorEMA', 'batch_spread', 'DivergenceGuard']
+           'KeepGANMode', 'BalanceSwitcher', 'AdaptiveSwitcher', 'GeneratorEMA', 'batch_spread', 'agree',
+           'DivergenceGuard']
 
 # %% ../nbs/04_callbacks.ipynb #fc6fe509
 import csv, time, copy, math
 from pathlib import Path
-import torch
+import torch, torch.distributed as dist
 from fastcore.basics import store_attr, noop, patch
 from fastai.callback.core import Callback, CancelFitException
 from fastai.vision.gan import GANTrainer, AdaptiveGANSwitcher
@@ -194,6 +195,12 @@ def _tensors(model): # a `GANModule`
     "Every floating-point weight and buffer of the generator and the critic, by name."
     return {f"the {k}'s {n}": t for k in ('generator', 'critic') for n, t in getattr(model, k).state_dict().items() if t.is_floating_point()}
 
+def agree(found):
+    "In a run of several processes, the first process's finding (not None) for all of them, so they stop together; alone, `found`."
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1: return found
+    every = [None] * dist.get_world_size(); dist.all_gather_object(every, found)
+    return next((f for f in every if f is not None), None)
+
 # %% ../nbs/04_callbacks.ipynb #1661f550
 class DivergenceGuard(Callback):
     "Stop a fit whose losses or weights hold NaN/Inf, whose generator has collapsed or whose critic always wins; why in `learn.diverged`."
@@ -224,8 +231,8 @@ class DivergenceGuard(Callback):
         "Read what was kept since the last check (one host read) and stop the fit if a rule fires."
         if not self.kept: return
         vals, keys, self.kept = torch.stack([k[0] for k in self.kept]).tolist(), [k[1:] for k in self.kept], []
-        for rule in (self._nan, self._collapse, self._critic_wins):
-            if found := rule(vals, keys): self._stop(*found)
+        found = next(filter(None, (rule(vals, keys) for rule in (self._nan, self._collapse, self._critic_wins))), None)
+        if found := agree(found): self._stop(*found)
     def _stop(self, reason, it, value, what):
         e = self.epoch + 1
         self.learn.diverged = dict(reason=reason, message=f"epoch {e}, batch {it}/{self.n_iter}: {what}", epoch=e, iter=it, value=value)

@@ -308,9 +308,15 @@ class ToUnit(Transform):
 # %% ../nbs/01_data.ipynb #7845c4e9
 class TensorDL(TfmdDL):
     "A `TfmdDL` whose items are indices into in-memory tensors: each batch calls the getters once on a tensor of indices."
+    shard = (0, 1)   # (rank, processes): in a run of several processes, this one's slice of each epoch's shuffled indices
     def create_batches(self, samps):
-        items = torch.as_tensor(list(self.dataset.items))   # this subset's indices into the tensors
+        (r, w), items = self.shard, torch.as_tensor(list(self.dataset.items))   # this subset's indices into the tensors
+        if w > 1: samps = list(samps); k = len(samps) // w; samps = samps[r * k:(r + 1) * k]
         for idxs in self.chunkify(samps): yield tuple(tl.tfms(items[torch.tensor(idxs)]) for tl in self.dataset.tls)
+    def __len__(self):
+        if self.shard[1] == 1: return super().__len__()
+        k = self.n // self.shard[1]
+        return k // self.bs if self.drop_last else -(-k // self.bs)
 
 # %% ../nbs/01_data.ipynb #d28e487a
 class Labels:

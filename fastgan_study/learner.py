@@ -8,7 +8,7 @@ Docs: https://fastgan-study.github.io/fastgan_study/learner.html.md"""
 __all__ = ['ARCH_OPTIONS', 'SETTINGS', 'RECIPES', 'OPTS', 'RUN_FILES', 'RESUME_KEYS', 'torch_opt', 'gan_splitter',
            'recipe_settings', 'needs_labels', 'data_options', 'gan_learner', 'tiny_gan_learner', 'run_dir',
            'plot_losses', 'plot_final', 'rng_states', 'set_rng_states', 'save_model', 'load_generator', 'load_critic',
-           'ResumeFrom', 'Checkpoint', 'final_scores', 'default_epochs', 'train']
+           'ResumeFrom', 'Checkpoint', 'final_scores', 'default_epochs', 'load_run', 'train']
 
 # %% ../nbs/06_learner.ipynb #fb287bda
 import shutil, time, datetime, warnings, random, csv
@@ -30,6 +30,8 @@ from .data import gan_dls, Noise
 from .models import gan_nets, count_params, generate, sampling_generator, is_conditional
 from .losses import LOSSES, gan_loss, KeepReal
 from .callbacks import GANMetrics, SampleGrids, RichProgress, InstanceNoise, GeneratorEMA, KeepGANMode, BalanceSwitcher, AdaptiveSwitcher, DivergenceGuard, save_grid, write_metrics
+from .speed import lazy_losses, speed_up
+from .distributed import dist_env, is_main, init_distributed, SyncReplicas, replicas_agree, launch
 
 # %% ../nbs/06_learner.ipynb #cd7df2ae
 ARCH_OPTIONS = dict(bn_critic=onoff, bn_gen=onoff, dropout_critic=float, dropout_gen=float, kernel=int, depth=int,
@@ -108,6 +110,9 @@ def gan_learner(dls, # from `gan_dls`: (noise, image) batches with `dls.noise` (
                 recipe:str='dcgan', # a name in `RECIPES`
                 n_features:int=64, # network width (see `gan_nets`)
                 cbs=None, # more fastai callbacks
+                precision:str='fp32', # fp32, bf16 (autocast) or fp16 (autocast with loss scaling), see `speed.Precision`
+                channels_last:bool=False, # channels-last (NHWC) memory for both networks and the batches
+                compile:bool=False, # torch.compile the generator and the critic
                 **settings): # any name in `SETTINGS`, overriding the recipe
     "A fastai `GANLearner` for `dls` following `recipe`; the resolved settings are in `learn.settings`."
     s = recipe_settings(recipe, **settings)
@@ -127,6 +132,7 @@ def gan_learner(dls, # from `gan_dls`: (noise, image) batches with `dls.noise` (
              ([GeneratorEMA(s['ema'])] if s['ema'] else [])
     learn = GANLearner(dls, G, D, *LOSSES[s['loss']], switcher=switcher, clip=s['clip'], switch_eval=False, show_img=False,
                        opt_func=torch_opt(s['opt'], s['betas']), lr=s['lr'], splitter=gan_splitter, cbs=tricks + list(L(cbs)))
+    speed_up(lazy_losses(learn), precision, channels_last, compile)   # no per-batch host reads; precision, memory format, compile
     learn.loss_func = gan_loss(s['loss'], learn.model, smooth=s['label_smoothing'], label_noise=s['label_noise'], flip=s['label_flip'],
                                gp=s['gp'], aux_weight=s['aux_weight'])
     if s['lr_gen'] or s['lr_crit']:                 # two time-scale rule: one learning rate per parameter group
@@ -344,8 +350,8 @@ def default_epochs(settings:dict): # from `recipe_settings`
     return round(75 * (settings['n_crit'] + settings['n_gen']) / settings['n_gen'])
 
 # %% ../nbs/06_learner.ipynb #dd9b5711
-def _check_train_args(epochs, bs, n_samples, checkpoint_every, resume, out, force):
-    for k, v in dict(epochs=epochs, bs=bs, n_samples=n_samples, checkpoint_every=checkpoint_every).items():
+def _check_train_args(epochs, bs, n_samples, checkpoint_every, resume, out, force, gpus=1):
+    for k, v in dict(epochs=epochs, bs=bs, n_samples=n_samples, checkpoint_every=checkpoint_every, gpus=gpus).items():
         if v < 1: raise FastGANError(f"{k} must be at least 1, got {v}")
     if resume and out is None: raise FastGANError("--resume continues the run in --out: give --out DIR")
     if resume and force: raise FastGANError("--resume continues the run in --out and --force starts it again: choose one")
@@ -373,6 +379,40 @@ def _saved_scores(out:Path):
     f = out/'scores.yaml'
     d = load_yaml(f) if f.exists() else {}
     return {k: Score(v.pop('score'), v.pop('value'), v.pop('std'), seconds=v.pop('seconds'), card=v) for k, v in d.items()}
+
+# %% ../nbs/06_learner.ipynb #faf47e10
+def _shard(dls, rank:int, world:int, bs:int):
+    "Give this process its slice of every epoch's batches; refuse data too small for a batch in every process."
+    dls.train.shard = (rank, world)
+    if len(dls.train) == 0:
+        raise FastGANError(f"{dls.images.source} has {len(dls.images)} images, too few for a batch of {bs} in each of {world} processes: "
+                           f"use bs ≤ {len(dls.images) // world} (--bs is per process)")
+
+def load_run(run): # a run folder written by `train`
+    "A finished or checkpointed run as a `GANLearner` on the CPU: its data, trained networks, `gan_metrics.rows`, scores and status."
+    out = Path(run)
+    if not (out/'config.yaml').exists() or not (out/'model.pth').exists(): raise FastGANError(f"{out} holds no run (config.yaml and model.pth)")
+    c, state = load_yaml(out/'config.yaml'), load_weights(out/'model.pth')
+    s = {k: c[k] for k in SETTINGS if k in c}
+    dls = gan_dls(c['data'], size=c['size'], bs=c['bs'], nz=c['nz'], noise=c['noise'], n_channels=c['n_channels'], classes=c['classes'],
+                  device='cpu', **data_options(s))
+    learn = gan_learner(dls, c['recipe'], n_features=c['n_features'], cbs=GANMetrics(), **s)
+    learn.model.generator.load_state_dict(state['generator']); learn.model.critic.load_state_dict(state['critic'])
+    if state.get('generator_ema') is not None: learn.generator_ema = load_generator(out)
+    learn.gan_metrics.rows, learn.path, learn.config = state['train']['metrics']['rows'], out, c
+    learn.diverged, learn.scores = c.get('diverged'), _saved_scores(out)
+    return learn
+
+def _train_processes(args:dict, # `train`'s arguments
+                     name:str): # the run folder's name when --out is not given
+    "`train(**args)` in `args['gpus']` processes (`distributed.launch`); returns the run, from its folder (`load_run`)."
+    n, dev = args['gpus'], args['device']
+    gpu = torch.cuda.is_available() if dev is None else str(dev).startswith('cuda')
+    if not gpu and dev not in (None, 'cpu'): raise FastGANError(f"--gpus runs on CUDA GPUs or CPU processes, not on {dev}")
+    if gpu and torch.cuda.device_count() < n: raise FastGANError(f"--gpus {n} needs {n} GPUs; this machine has {torch.cuda.device_count()}")
+    out = Path(args['out']) if args['resume'] else run_dir(args['out'], name=name, force=args['force'])
+    launch(train, n, **dict(args, out=str(out), force=False, device='cuda' if gpu else 'cpu'))
+    return load_run(out)
 
 # %% ../nbs/06_learner.ipynb #0287429e
 def train(data='digits', # 'digits', a folder of images, an .npz file, or a fastai URLs name (mnist, cifar10, ...)
@@ -423,45 +463,56 @@ def train(data='digits', # 'digits', a folder of images, an .npz file, or a fast
           checkpoint_every:int=1, # save the checkpoint (model.pth) every N epochs, and after the last
           guard:onoff=True, # stop a run whose losses turn NaN, whose generator collapses or whose critic always wins, keeping its last checkpoint (on/off)
           device:str=None, # cpu, cuda, cuda:1, mps (default: the best available)
+          precision:str='fp32', # fp32, bf16 (autocast) or fp16 (autocast with loss scaling)
+          channels_last:onoff=False, # channels-last (NHWC) memory for both networks and the batches (on/off)
+          compile:onoff=False, # torch.compile the generator and the critic (on/off)
+          gpus:int=1, # processes, one per GPU (CPU processes on a machine without GPUs); --bs is per process
           n_samples:int=64, # images per sample grid
           score:str='auto', # final score: auto (domain classifier for labelled data), domain, fid, kid or none
           score_every:int=0, # also measure the Fréchet distance every N epochs into metrics.csv (0: only at the end)
           progress:bool=True): # show a progress bar
     "Train a GAN on `data` and write a run folder: config, per-epoch metrics and samples, loss curves, and the model; or continue one (`resume`)."
-    knobs = {k: v for k, v in locals().items() if k in SETTINGS}
+    args, knobs = dict(locals()), {k: v for k, v in locals().items() if k in SETTINGS}
     settings = recipe_settings(recipe, **knobs)
     epochs = default_epochs(settings) if epochs is None else epochs
-    _check_train_args(epochs, bs, n_samples, checkpoint_every, resume, out, force)
+    _check_train_args(epochs, bs, n_samples, checkpoint_every, resume, out, force, gpus)
+    rank, world, _ = dist_env()
+    if gpus > 1 and world == 1: return _train_processes(args, f"{settings['recipe']}-{Path(str(data)).stem}-{size}px")
+    main, device = is_main(), init_distributed(device)
     if isinstance(classes, str): classes = classes.split(',')
     set_seed(seed)
     dls = gan_dls(data, size=size, bs=bs, nz=nz, noise=noise, n_channels=n_channels, classes=classes, device=device, **data_options(settings))
-    learn = gan_learner(dls, recipe, n_features=n_features, **knobs)
-    out = Path(out) if resume else run_dir(out, name=f"{settings['recipe']}-{Path(str(data)).stem}-{size}px", force=force)
+    if world > 1: _shard(dls, rank, world, bs)
+    learn = gan_learner(dls, recipe, n_features=n_features, precision=precision, channels_last=onoff(channels_last), compile=onoff(compile), **knobs)
+    if world > 1: learn.add_cb(SyncReplicas(seed))
+    out = Path(out) if resume or not main else run_dir(out, name=f"{settings['recipe']}-{Path(str(data)).stem}-{size}px", force=force)
     now = datetime.datetime.now().isoformat(timespec='seconds')
     config = dict(data=str(data), size=size, n_channels=dls.images.images.shape[1], classes=classes, n_images=len(dls.images),
                   nz=nz, noise=noise, bs=bs, epochs=epochs, seed=seed, **learn.settings, n_samples=n_samples, score=score, score_every=score_every,
-                  device=device_name(device), torch_threads=torch.get_num_threads(), versions=versions(), out=str(out), started=now, status='running')
+                  device=device_name(device), **learn.speed, processes=world, torch_threads=torch.get_num_threads(), versions=versions(), out=str(out), started=now, status='running')
     config = {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
     state, old = _resume_state(out, config) if resume else (None, {})
-    if resume: check_writable(out)               # the run exists; can it still be written?
+    if resume and main: check_writable(out)      # the run exists; can it still be written?
     start = state['epoch'] if state else 0
     finished = start == epochs and old.get('status') == 'done'
-    if state and not finished:
+    if state and not finished and main:
         config.update(started=old['started'], resumed=old.get('resumed', []) + [dict(epoch=start, at=now)])
         write_metrics(out/'metrics.csv', state['train']['metrics']['rows'], state['train']['metrics']['columns'])
         for f in [out/'scores.yaml', *out.glob('.*.tmp'), *out.glob('samples/.*.tmp')]: f.unlink(missing_ok=True)   # stale: scores, half-written files
-    if not finished: save_yaml(config, out/'config.yaml')
+    if not finished and main: save_yaml(config, out/'config.yaml')
     grids = SampleGrids(out/'samples', n=n_samples, seed=seed)
-    bar = [RichProgress()] if progress and start < epochs else []
-    learn.add_cbs([GANMetrics(out/'metrics.csv'), grids, Checkpoint(out/'model.pth', config, checkpoint_every)] + bar +
-                  ([DivergenceGuard()] if onoff(guard) else []))
-    if score_every and start < epochs: learn.add_cb(_score_callback(dls.images, score, score_every, seed))
+    bar = [RichProgress()] if progress and start < epochs and main else []
+    files = [grids, Checkpoint(out/'model.pth', config, checkpoint_every)] if main else []   # one process writes the run's files
+    learn.add_cbs([GANMetrics(out/'metrics.csv' if main else None)] + files + bar + ([DivergenceGuard()] if onoff(guard) else []))
+    if score_every and start < epochs and main: learn.add_cb(_score_callback(dls.images, score, score_every, seed))
     t0 = time.perf_counter()
     try:
         with learn.no_bar(), learn.no_logging(): learn.fit(epochs, cbs=ResumeFrom(state) if state else None)
     finally:
         if bar: bar[0].stop()
     learn.path, learn.diverged, learn.scores, last = out, getattr(learn, 'diverged', None), {}, epochs
+    in_sync = replicas_agree(learn.model)        # every process checks in; alone, True
+    if not main: return learn
     if finished:
         warnings.warn(f"nothing to do: {out} has trained all {epochs} epochs; give a larger --epochs to train longer")
         learn.scores = _saved_scores(out)
@@ -481,5 +532,6 @@ def train(data='digits', # 'digits', a folder of images, an .npz file, or a fast
         except FastGANError as e: warnings.warn(f"the run is saved but was not scored: {e}")
     if learn.scores: save_yaml({k: v.to_dict() for k, v in learn.scores.items()}, out/'scores.yaml')
     end = dict(status='diverged', diverged=learn.diverged) if learn.diverged else dict(status='done')
+    if world > 1: end['replicas_in_sync'] = in_sync
     save_yaml(dict(config, **end, seconds=round(time.perf_counter() - t0, 1)), out/'config.yaml')
     return learn

@@ -74,10 +74,10 @@ def gradient_penalty(critic, # the critic network
                      *labels, # class labels, passed on to a conditional critic
                      aux:bool=False): # the critic has an AC-GAN head: penalise column 0 only
     "Mean (‖∇D(x̂)‖₂ − 1)² over random interpolates x̂ of `real` and `fake` (Gulrajani et al., 2017)."
-    fakes = [f.detach().as_subclass(torch.Tensor) for f in (fake if is_listy(fake) else [fake])]
-    reals = [r.as_subclass(torch.Tensor) for r in _pyramid(real, fakes)]
+    fakes = [f.detach().as_subclass(torch.Tensor).float() for f in (fake if is_listy(fake) else [fake])]   # fp32 in every precision mode:
+    reals = [r.as_subclass(torch.Tensor).float() for r in _pyramid(real, fakes)]                            # an fp16 gradient norm underflows
     eps = torch.rand(len(fakes[0]), device=fakes[0].device, dtype=fakes[0].dtype)
-    with torch.enable_grad():
+    with torch.enable_grad(), torch.autocast(fakes[0].device.type, enabled=False):
         xs = [torch.lerp(f, r, eps.view(-1, *[1] * (f.ndim - 1))).requires_grad_(True) for r, f in zip(reals, fakes)]
         pred = critic(xs if is_listy(fake) else xs[0], *labels)
         if aux: pred = pred[:, 0]
