@@ -1,0 +1,59 @@
+"The speed switches: no per-batch host reads in a whole run's fit, and precision / memory-format modes that train through the CLI."
+import io, math
+import pytest, torch
+import fastai.learner, fastai.vision.gan, fastai.torch_core, fastai.callback.core
+from rich.console import Console
+from conftest import cli, TINY, host_reads
+import fastgan_study.callbacks, fastgan_study.speed, fastgan_study.losses, fastgan_study.learner as L
+from fastgan_study.core import set_seed, load_yaml
+from fastgan_study.data import gan_dls
+from fastgan_study.callbacks import GANMetrics, SampleGrids, RichProgress, DivergenceGuard
+
+MODULES = (fastai.learner, fastai.vision.gan, fastai.torch_core, fastai.callback.core,
+           fastgan_study.callbacks, fastgan_study.speed, fastgan_study.losses, L)
+
+def reads_in_fit(tmp_path, epochs, **kw):
+    "Host reads made by fastai's and our code while a learner with every run callback fits all 1,797 digits in batches of 8."
+    set_seed(0)
+    learn = L.gan_learner(gan_dls('digits', size=16, bs=8, device='cpu'), n_features=8, **kw)
+    learn.add_cbs([GANMetrics(tmp_path/'m.csv'), SampleGrids(tmp_path/'s', n=8), L.Checkpoint(tmp_path/'model.pth', {}),
+                   RichProgress(Console(file=io.StringIO()), refresh=3600), DivergenceGuard()])   # the bar reads its losses each refresh: here once
+    with host_reads(*MODULES) as calls, learn.no_bar(), learn.no_logging(): learn.fit(epochs)
+    return calls, len(learn.dls.train)
+
+def test_no_host_read_per_batch(tmp_path, one_thread):
+    calls, n = reads_in_fit(tmp_path, 2)
+    assert n == 224
+    assert len(calls) <= 2 * 30, calls                         # fastai alone reads 2.5 times per batch: 1,120 here
+    assert not [c for c in calls if c[0] in ('accumulate', '_inner')], calls
+    assert sum(c[0] == 'after_batch' for c in calls) == 2, calls   # the bar's two losses, at its first refresh only
+
+def test_same_weights_as_before_the_speed_work(tmp_path, one_thread):
+    "The lazy losses and the sorted-once callbacks change no number: fastai's own GANTrainer and Recorder train to the same weights."
+    from fastai.vision.gan import GANTrainer
+    from fastai.learner import Recorder
+    def fit(lazy):
+        set_seed(0)
+        learn = L.gan_learner(gan_dls('digits', size=16, bs=8, classes=['7'], device='cpu'), n_features=8)
+        if not lazy:                                           # put fastai's callbacks back
+            t, r = learn.gan_trainer, learn.recorder
+            learn.remove_cbs([t, r]); learn.add_cbs([GANTrainer(switch_eval=False, clip=None, show_img=False), Recorder()])
+        with learn.no_bar(), learn.no_logging(): learn.fit(2)
+        return learn
+    a, b = fit(False), fit(True)
+    assert type(a.gan_trainer).__name__ == 'GANTrainer' and type(b.gan_trainer).__name__ == 'LazyGANTrainer'
+    for p, q in zip(a.model.parameters(), b.model.parameters()): assert torch.equal(p, q)
+
+@pytest.mark.parametrize('recipe,flags', [('dcgan', ['--precision', 'bf16', '--channels-last', 'on']),
+                                          ('wgan-gp', ['--precision', 'fp16'])])
+def test_precision_modes_train_through_the_cli(tmp_path, recipe, flags):
+    r = cli('train', *TINY, '--recipe', recipe, *flags, '--out', tmp_path/'run')
+    assert r.returncode == 0, r.stderr[-3000:]
+    c = load_yaml(tmp_path/'run'/'config.yaml')
+    assert c['precision'] == flags[1] and c['channels_last'] == ('on' in flags) and c['status'] == 'done'
+    rows = L.load_run(tmp_path/'run').gan_metrics.rows
+    assert all(math.isfinite(r['gen_loss']) and math.isfinite(r['crit_loss']) for r in rows)
+
+def test_unknown_precision_is_one_line(tmp_path):
+    r = cli('train', *TINY, '--precision', 'fp8', '--out', tmp_path/'run')
+    assert r.returncode == 2 and "unknown precision 'fp8'" in r.stderr and 'bf16' in r.stderr and not (tmp_path/'run').exists()
