@@ -8,7 +8,7 @@ Docs: https://fastgan-study.github.io/fastgan_study/speed.html.md"""
 __all__ = ['PRECISIONS', 'DeviceSmoothLoss', 'LazyGANTrainer', 'LazyRecorder', 'lazy_losses', 'Precision', 'ChannelsLast',
            'speed_up']
 
-# %% ../nbs/04a_speed.ipynb #58f85aac
+# %% ../nbs/04a_speed.ipynb #b8bd1dbe
 import torch
 from fastcore.basics import store_attr
 from fastai.callback.core import Callback, CancelStepException, event
@@ -18,7 +18,7 @@ from fastai.vision.gan import GANLearner, GANTrainer
 from fastai.torch_core import to_float
 from .core import FastGANError, check_choice
 
-# %% ../nbs/04a_speed.ipynb #e10d729e
+# %% ../nbs/04a_speed.ipynb #9748216c
 class DeviceSmoothLoss(AvgSmoothLoss):
     "fastai's `AvgSmoothLoss` kept on the loss's device: no host read per batch."
     def accumulate(self, learn):
@@ -38,7 +38,7 @@ class LazyGANTrainer(GANTrainer):
         if self.gen_mode: self.gen_loss.accumulate(self.learn); self.last_gen = self.pred.detach()
         else: self.crit_loss.accumulate(self.learn)
 
-# %% ../nbs/04a_speed.ipynb #d254834e
+# %% ../nbs/04a_speed.ipynb #50b16654
 class LazyRecorder(Recorder):
     "fastai's `Recorder` with the smoothed training loss on the device; each epoch's values are read once, at its end."
     @property
@@ -51,7 +51,7 @@ class LazyRecorder(Recorder):
         self.learn.smooth_loss = self.losses[-1] if self.losses else None
         super().after_epoch()
 
-# %% ../nbs/04a_speed.ipynb #6f148b4f
+# %% ../nbs/04a_speed.ipynb #71172476
 def _call_one(self:GANLearner, event_name):
     "fastai's event dispatch, sending each event only to the callbacks that define it, sorted once per change of `cbs`."
     key = tuple(map(id, self.cbs))
@@ -66,7 +66,7 @@ def _call_one(self:GANLearner, event_name):
 
 GANLearner._call_one = _call_one
 
-# %% ../nbs/04a_speed.ipynb #a28daf63
+# %% ../nbs/04a_speed.ipynb #9c9994a0
 def lazy_losses(learn:GANLearner):
     "Replace fastai's `GANTrainer` and `Recorder` of `learn` by their device-side twins (same names, same settings); returns `learn`."
     t, r = learn.gan_trainer, learn.recorder
@@ -75,7 +75,7 @@ def lazy_losses(learn:GANLearner):
                    LazyRecorder(add_time=r.add_time, train_metrics=r.train_metrics, valid_metrics=r.valid_metrics)])
     return learn
 
-# %% ../nbs/04a_speed.ipynb #0e371dad
+# %% ../nbs/04a_speed.ipynb #6740a0fb
 PRECISIONS = dict(fp32=None, bf16=torch.bfloat16, fp16=torch.float16)
 
 class Precision(MixedPrecision):
@@ -95,7 +95,7 @@ class Precision(MixedPrecision):
         if self.skipped: raise CancelStepException()
     def after_fit(self): self.autocast = None     # `learn.scaler` stays: its scale tells how many steps overflowed
 
-# %% ../nbs/04a_speed.ipynb #9fc8093c
+# %% ../nbs/04a_speed.ipynb #c4d3821c
 class ChannelsLast(Callback):
     "Both networks and every 4-d batch tensor in channels-last (NHWC) memory format."
     order = Precision.order + 1
@@ -104,7 +104,7 @@ class ChannelsLast(Callback):
         cl = lambda b: tuple(t.contiguous(memory_format=torch.channels_last) if t.ndim == 4 else t for t in b)
         self.learn.xb, self.learn.yb = cl(self.xb), cl(self.yb)
 
-# %% ../nbs/04a_speed.ipynb #49eb89e3
+# %% ../nbs/04a_speed.ipynb #d5ac732d
 def speed_up(learn:GANLearner,
              precision:str='fp32', # fp32, bf16 (autocast) or fp16 (autocast and loss scaling)
              channels_last:bool=False, # networks and batches in NHWC memory
