@@ -23,6 +23,7 @@ from .augment import augment, md_table
 from .explore import explore
 from .report import write_report
 from .study import run_study
+from .distributed import is_main
 
 # %% ../nbs/11_cli.ipynb #67378b3d
 def fid(a:str, # real images: a folder, an .npz file, a data name (digits, mnist, ...) or a run folder
@@ -142,6 +143,7 @@ def main(argv=None): # arguments after the program name (default: sys.argv[1:])
         if os.environ.get('FASTGAN_STUDY_DEBUG'): raise
         err.print(f"[bold red]error:[/] {escape(f'{e.__class__.__name__}: {e}'.splitlines()[0])} (an unexpected error: set FASTGAN_STUDY_DEBUG=1 "
                   "for the traceback and report it)", soft_wrap=True); return 1
+    if f is train and not is_main(): return 0      # in a run of several processes, rank 0 reports
     if f is train:
         _report(res.path, err)
         console.print("\n".join(run_summary(res)), soft_wrap=True, markup=False)

@@ -477,7 +477,8 @@ def train(data='digits', # 'digits', a folder of images, an .npz file, or a fast
     epochs = default_epochs(settings) if epochs is None else epochs
     _check_train_args(epochs, bs, n_samples, checkpoint_every, resume, out, force, gpus)
     rank, world, _ = dist_env()
-    if gpus > 1 and world == 1: return _train_processes(args, f"{settings['recipe']}-{Path(str(data)).stem}-{size}px")
+    name = f"{settings['recipe']}-{Path(str(data)).stem}-{size}px"
+    if gpus > 1 and world == 1: return _train_processes(args, name)
     main, device = is_main(), init_distributed(device)
     if isinstance(classes, str): classes = classes.split(',')
     set_seed(seed)
@@ -485,7 +486,8 @@ def train(data='digits', # 'digits', a folder of images, an .npz file, or a fast
     if world > 1: _shard(dls, rank, world, bs)
     learn = gan_learner(dls, recipe, n_features=n_features, precision=precision, channels_last=onoff(channels_last), compile=onoff(compile), **knobs)
     if world > 1: learn.add_cb(SyncReplicas(seed))
-    out = Path(out) if resume or not main else run_dir(out, name=f"{settings['recipe']}-{Path(str(data)).stem}-{size}px", force=force)
+    if resume or not main: out = Path(out) if out else None   # other processes write nothing; they read the checkpoint to resume
+    else: out = run_dir(out, name=name, force=force)
     now = datetime.datetime.now().isoformat(timespec='seconds')
     config = dict(data=str(data), size=size, n_channels=dls.images.images.shape[1], classes=classes, n_images=len(dls.images),
                   nz=nz, noise=noise, bs=bs, epochs=epochs, seed=seed, **learn.settings, n_samples=n_samples, score=score, score_every=score_every,
@@ -500,7 +502,7 @@ def train(data='digits', # 'digits', a folder of images, an .npz file, or a fast
         write_metrics(out/'metrics.csv', state['train']['metrics']['rows'], state['train']['metrics']['columns'])
         for f in [out/'scores.yaml', *out.glob('.*.tmp'), *out.glob('samples/.*.tmp')]: f.unlink(missing_ok=True)   # stale: scores, half-written files
     if not finished and main: save_yaml(config, out/'config.yaml')
-    grids = SampleGrids(out/'samples', n=n_samples, seed=seed)
+    grids = SampleGrids(out/'samples', n=n_samples, seed=seed) if main else None
     bar = [RichProgress()] if progress and start < epochs and main else []
     files = [grids, Checkpoint(out/'model.pth', config, checkpoint_every)] if main else []   # one process writes the run's files
     learn.add_cbs([GANMetrics(out/'metrics.csv' if main else None)] + files + bar + ([DivergenceGuard()] if onoff(guard) else []))

@@ -68,3 +68,22 @@ def test_a_divergence_in_one_process_stops_both(tmp_path):
     r0, r1 = (json.loads((tmp_path/f'{r}.json').read_text()) for r in (0, 1))
     assert r1['diverged']['reason'] == 'nan' and r0['diverged'] == r1['diverged']   # rank 0 stops with rank 1's reason
     assert r0['epoch'] == r1['epoch'] == 0 and r0['iter'] == r1['iter'] == 4        # at the first check, together
+
+def test_torchrun_starts_the_same_run(tmp_path):
+    torchrun = os.path.join(os.path.dirname(sys.executable), 'torchrun')
+    exe = os.path.join(os.path.dirname(sys.executable), 'fastgan_study')
+    import subprocess
+    r = subprocess.run([torchrun, '--nproc-per-node', '2', exe, 'train', *TINY], capture_output=True, text=True, cwd=tmp_path, timeout=600,
+                       env=dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1'))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count('run folder') == 1                    # rank 1 prints nothing
+    (run,) = (tmp_path/'runs').iterdir()                        # and makes no folder of its own
+    c = load_yaml(run/'config.yaml'); assert c['processes'] == 2 and c['replicas_in_sync'] is True
+
+def test_resumed_two_process_run_is_the_same_run(tmp_path):
+    kw = dict(data='digits', classes='7', bs=16, n_features=8, progress=False, device='cpu', gpus=2, score='none')
+    whole = train(out=tmp_path/'whole', epochs=2, **kw)
+    train(out=tmp_path/'cut', epochs=1, **kw)
+    resumed = train(out=tmp_path/'cut', epochs=2, resume=True, **kw)
+    for p, q in zip(whole.model.parameters(), resumed.model.parameters()): assert torch.equal(p, q)
+    assert load_yaml(tmp_path/'cut'/'config.yaml')['resumed'][0]['epoch'] == 1
