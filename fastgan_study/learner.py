@@ -234,7 +234,7 @@ def _train_state(learn):
                 guard_crit_run=g.crit_run if g else None,
                 switcher=dict(mode_at_end=sw.mode_at_end, count=getattr(sw, 'count', None)) if sw else None,
                 metrics=dict(rows=_floats(m.rows), columns=list(m.columns), n_gen=m.n_gen, n_crit=m.n_crit, elapsed=m.elapsed) if m else None,
-                rng=rng_states(learn.dls))
+                rng=rng_states(learn.dls), scaler=learn.scaler.state_dict() if getattr(learn, 'scaler', None) else None)
 
 def save_model(learn, fname,
                config:dict, # the run's settings (`load_generator` rebuilds the generator from them)
@@ -301,6 +301,7 @@ class ResumeFrom(Callback):
         if t['switcher'] and t['switcher']['count'] is not None: sw.count = t['switcher']['count']
         if ema: self.learn.generator_ema.load_state_dict(self.state['generator_ema']); ema.gen_steps = t['ema_steps']
         if g and t['guard_crit_run'] is not None: g.crit_run = t['guard_crit_run']
+        if t.get('scaler') and getattr(self.learn, 'scaler', None): self.learn.scaler.load_state_dict(t['scaler'])   # fp16's loss scale
         if m:
             r = t['metrics']
             m.rows, m.columns, m.n_gen, m.n_crit, m.elapsed = [dict(o) for o in r['rows']], list(r['columns']), r['n_gen'], r['n_crit'], r['elapsed']

@@ -57,3 +57,15 @@ def test_precision_modes_train_through_the_cli(tmp_path, recipe, flags):
 def test_unknown_precision_is_one_line(tmp_path):
     r = cli('train', *TINY, '--precision', 'fp8', '--out', tmp_path/'run')
     assert r.returncode == 2 and "unknown precision 'fp8'" in r.stderr and 'bf16' in r.stderr and not (tmp_path/'run').exists()
+
+def test_fp16_run_resumes_to_the_same_run(tmp_path, one_thread, monkeypatch):
+    "The loss scale is part of the checkpoint: an fp16 run cut after one epoch and resumed ends with the uninterrupted run's weights."
+    class Overflowing(torch.amp.GradScaler):                   # start too high, so the scale falls (skipping steps) in the first epoch
+        def __init__(self, *args, **kwargs): super().__init__(*args, init_scale=2.**30, **kwargs)
+    monkeypatch.setattr(torch.amp, 'GradScaler', Overflowing)
+    kw = dict(data='digits', classes='7', bs=16, n_features=8, progress=False, device='cpu', score='none', precision='fp16')
+    whole = L.train(out=tmp_path/'whole', epochs=2, **kw)
+    L.train(out=tmp_path/'cut', epochs=1, **kw)
+    resumed = L.train(out=tmp_path/'cut', epochs=2, resume=True, **kw)
+    assert resumed.scaler.get_scale() == whole.scaler.get_scale() < 2.**30
+    for p, q in zip(whole.model.parameters(), resumed.model.parameters()): assert torch.equal(p, q)
