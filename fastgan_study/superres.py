@@ -38,6 +38,7 @@ from .data import ImageSet, Crappifier, pair_dls
 from .metrics import Score
 from .domain import domain_classifier, domain_scores
 from .callbacks import GANMetrics, RichProgress, AdaptiveSwitcher
+from .speed import Precision, PRECISIONS
 from .learner import run_dir
 
 # %% ../nbs/06a_superres.ipynb #903dab1a
@@ -334,12 +335,15 @@ def train_superres(data='digits', # 'digits', a folder of images, an .npz file, 
                    force:bool=False, # overwrite the run files in an existing --out folder
                    resume_from:str=None, # critic or gan: load the earlier stages' checkpoints from --out instead of training them
                    device:str=None, # cpu, cuda, cuda:1, mps (default: the best available)
+                   precision:str='fp32', # every stage in fp32, bf16 (autocast) or fp16 (autocast with loss scaling)
                    score:bool=True, # domain FD after each stage (labelled data); PSNR and SSIM are always measured
                    progress:bool=True): # print a line per stage and the scores table
     "Train the course's image-to-image GAN in three stages (generator, critic, GAN) and write a run folder; returns the `GANLearner`."
     if isinstance(classes, str): classes = classes.split(',')
+    check_choice(precision, PRECISIONS, 'precision')
     settings = {k: v for k, v in locals().items() if k not in ('scale', 'quality', 'text', 'noise', 'out', 'force', 'device', 'progress')}
     crappifier = Crappifier(scale, quality=_quality(quality), text=onoff(text), noise=noise)
+    amp = lambda: [Precision(precision)] if precision != 'fp32' else []   # a fresh callback for each stage's learner
     say, t0 = Console(stderr=True, highlight=False).print if progress else noop, time.perf_counter()
     dls = pair_dls(data, size=size, bs=bs, crappifier=crappifier, seed=seed, n_channels=n_channels, device=device, classes=classes)
     config = _run_config(dls, dict(settings, data=str(data)), device)
@@ -351,17 +355,17 @@ def train_superres(data='digits', # 'digits', a folder of images, an .npz file, 
     clf = domain_classifier(dls.images) if score and len(dls.images.labels.unique()) >= 2 else None
     scores, stage = dict(input=stage_scores(dls.crappy[vidx], clean, clf)), partial(_train_or_load, config=config, out=out, say=say)
 
-    set_seed(seed); gen = gen_learner(dls, arch, pretrained, loss)
+    set_seed(seed); gen = gen_learner(dls, arch, pretrained, loss, cbs=amp())
     stage(gen, 'generator', 'gen_pretrained.pth', load=resume_from is not None,
           fit=lambda: gen.fine_tune(gen_epochs, lr_gen) if pretrained else gen.fit_one_cycle(gen_epochs, lr_gen))
     pre = save_predictions(gen, dls, 'valid')
     scores['pretrained'] = stage_scores(pre, clean, clf)
 
-    set_seed(seed); crit = critic_learner(critic_dls(dls, save_predictions(gen, dls, 'train'), pre), x.shape[1], size, critic_features)
+    set_seed(seed); crit = critic_learner(critic_dls(dls, save_predictions(gen, dls, 'train'), pre), x.shape[1], size, critic_features, cbs=amp())
     stage(crit, 'critic', 'critic_pretrained.pth', load=resume_from == 'gan', fit=lambda: crit.fit_one_cycle(crit_epochs, lr_crit))
 
     set_seed(seed)
-    learn = superres_gan(gen, crit, critic_thresh, cbs=[GANMetrics(out/'gan_metrics.csv')] + ([RichProgress()] if progress else []))
+    learn = superres_gan(gen, crit, critic_thresh, cbs=[GANMetrics(out/'gan_metrics.csv')] + amp() + ([RichProgress()] if progress else []))
     with _stage(config, 'gan', out, say):
         with learn.no_bar(), learn.no_logging(): learn.fit(gan_epochs, lr_gan)
         save_state(dict(generator=learn.model.generator.state_dict(), critic=learn.model.critic.state_dict()), out/'gan.pth')

@@ -136,3 +136,12 @@ def test_cli_runs_resumes_and_refuses(tiny, tmp_path):
     assert 'stage generator' not in r.stderr and 'stage gan: done' in r.stderr
     r = cli(*[a if a != 50 else 'high' for a in args], '--force')
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and 'such as 10,70' in r.stderr
+
+def test_every_stage_runs_in_the_asked_precision(tiny, tmp_path):
+    learn = train_superres(gen_epochs=1, crit_epochs=1, gan_epochs=1, out=tmp_path/'bf16', precision='bf16', **tiny)
+    for l in (learn.gen_learn, learn.crit_learn, learn):
+        assert [c.precision for c in l.cbs if type(c).__name__ == 'Precision'] == ['bf16']
+    assert load_yaml(tmp_path/'bf16'/'config.yaml')['precision'] == 'bf16'
+    assert math.isfinite(learn.scores['gan']['psnr'].value)
+    with pytest.raises(FastGANError, match="unknown precision 'half'"): train_superres(out=tmp_path/'half', precision='half', **tiny)
+    assert not (tmp_path/'half').exists()
