@@ -17,3 +17,14 @@ def test_benchmark_fids_agree_with_pytorch_fid(tmp_path):
     (ours, _), (theirs, _) = bench.ours(real, fake, 64, home, 20), bench.theirs(real, fake, 64, home)
     assert ours > 1, ours                      # noisy test digits against training digits: a real distance, not two equal sets
     assert abs(ours - theirs) <= 1e-3, (ours, theirs)
+
+def test_cached_mode_fids_agree_with_pytorch_fid(tmp_path):
+    "Generated images against cached real statistics: ours (sampled in memory) and pytorch-fid (the same images as PNGs, its --save-stats .npz)."
+    if not MNIST.is_file(): pytest.skip(f"{MNIST} is absent (shared test data)")
+    try: find_inception_weights()
+    except FastGANError as e: pytest.skip(f"no FID Inception weights: {e}")
+    real, gen, home = bench.real_set(MNIST, 30), bench.benchmark_generator(n_features=8), bench.torch_home(tmp_path)
+    (ours, _), (theirs, _) = bench.cached(20, 64, 'cpu', real, gen, home, tmp_path)
+    assert (tmp_path/'real_stats.npz').is_file() and len(list((tmp_path/'fake').glob('*.png'))) == 20
+    assert ours > 1, ours                      # generator noise against digits: a real distance
+    assert abs(ours - theirs) <= 1e-3, (ours, theirs)

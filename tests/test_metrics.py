@@ -1,5 +1,6 @@
 "Scores against the reference implementation on real weights, and the mistakes users make with them."
 import subprocess, sys
+from types import SimpleNamespace
 from pathlib import Path
 import numpy as np, pytest, torch
 from PIL import Image
@@ -125,3 +126,43 @@ def test_scores_during_training_land_in_metrics_csv(tmp_path):
     rows = list(csv.DictReader(open(tmp_path/'run'/'metrics.csv')))
     assert [r['domain_fd'] != '' for r in rows] == [False, True, True]           # every 2 epochs and after the last
     assert float(rows[-1]['domain_fd']) > 0
+
+def _fake_cuda(monkeypatch, free):
+    "Pretend a CUDA device has `free` bytes free (PyTorch's allocator holding 1 GB reserved, 0.5 GB of it in use)."
+    monkeypatch.setattr(torch.cuda, 'mem_get_info', lambda device=None: (free, 80 * 2**30))
+    monkeypatch.setattr(torch.cuda, 'memory_reserved', lambda device=None: 2**30)
+    monkeypatch.setattr(torch.cuda, 'memory_allocated', lambda device=None: 2**29)
+
+def test_auto_batch_size_follows_free_gpu_memory(monkeypatch):
+    sizes = []
+    for free in (0, 2**30, 8 * 2**30, 80 * 2**30):
+        _fake_cuda(monkeypatch, free)
+        sizes.append(M.auto_batch_size('cuda:0', M.INCEPTION_BYTES, default=100))
+    assert sizes == sorted(sizes) and len(set(sizes)) == 4, sizes          # more free memory, larger batches
+    assert sizes[0] == int(2**29 * 0.5 // M.INCEPTION_BYTES) == 10          # the allocator's unused reserve counts as free
+    assert sizes[-1] == 1024                                                 # capped
+    _fake_cuda(monkeypatch, 0); monkeypatch.setattr(torch.cuda, 'memory_reserved', lambda device=None: 0)
+    assert M.auto_batch_size('cuda', M.INCEPTION_BYTES, default=100) == 1  # never below one
+    monkeypatch.setattr(torch.cuda, 'mem_get_info', lambda device=None: pytest.fail('asked CUDA on a CPU'))
+    assert M.auto_batch_size('cpu', M.INCEPTION_BYTES, default=16) == 16   # off CUDA: the default, CUDA never asked
+
+def test_extractors_and_sampling_size_batches_from_free_memory(monkeypatch):
+    ext = M.InceptionFeatures(64, weights=_weights(), device='cpu')
+    assert ext.bs == 16
+    ext.device = torch.device('cuda')                # the property reads the device's free memory on every call
+    _fake_cuda(monkeypatch, 40 * 2**30)
+    assert ext.bs == int((40 * 2**30 + 2**29) * 0.5 // M.INCEPTION_BYTES) > 100
+    class OnCuda:                                    # a generator that says it lives on the GPU; generate() is faked below
+        def parameters(self): return iter([SimpleNamespace(device=torch.device('cuda'))])
+    monkeypatch.setattr(M, 'generate', lambda g, z, labels=None: torch.zeros(len(z), 3, 32, 32))
+    _fake_cuda(monkeypatch, 2 * 2**30)
+    assert M._sampling_bs(OnCuda(), M.Noise(100)) == int((2 * 2**30 + 2**29) * 0.5 // (M.GEN_MAPS * 3 * 32 * 32 * 4)) > M.SAMPLE_BS
+
+def test_batch_size_changes_neither_features_nor_images():
+    ext = M.InceptionFeatures(weights=_weights(), device='cpu')
+    x = load_images('digits', size=32, n_channels=3).images[:5]
+    f1, f5 = ext.features(x, bs=1)[0], ext.features(x, bs=5)[0]
+    assert torch.allclose(f1, f5, atol=1e-5), (f1 - f5).abs().max()
+    from fastgan_study.learner import tiny_gan_learner
+    learn = tiny_gan_learner()
+    assert torch.equal(M.sample_images(learn, 700, seed=3, bs=64), M.sample_images(learn, 700, seed=3))   # more than one noise chunk
