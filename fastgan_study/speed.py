@@ -8,17 +8,17 @@ Docs: https://fastgan-study.github.io/fastgan_study/speed.html.md"""
 __all__ = ['PRECISIONS', 'DeviceSmoothLoss', 'LazyGANTrainer', 'LazyRecorder', 'lazy_losses', 'Precision', 'ChannelsLast',
            'speed_up']
 
-# %% ../nbs/04a_speed.ipynb #b8bd1dbe
+# %% ../nbs/04a_speed.ipynb #7ee845aa
 import torch
 from fastcore.basics import store_attr
 from fastai.callback.core import Callback, CancelStepException, event
 from fastai.callback.fp16 import MixedPrecision
 from fastai.learner import Recorder, AvgSmoothLoss
 from fastai.vision.gan import GANLearner, GANTrainer
-from fastai.torch_core import to_float
+from fastai.torch_core import to_float, to_detach
 from .core import FastGANError, check_choice
 
-# %% ../nbs/04a_speed.ipynb #9748216c
+# %% ../nbs/04a_speed.ipynb #4c16068f
 class DeviceSmoothLoss(AvgSmoothLoss):
     "fastai's `AvgSmoothLoss` kept on the loss's device: no host read per batch."
     def accumulate(self, learn):
@@ -35,10 +35,10 @@ class LazyGANTrainer(GANTrainer):
         self.gen_loss, self.crit_loss = DeviceSmoothLoss(), DeviceSmoothLoss()
     def after_batch(self):
         if not self.training: return
-        if self.gen_mode: self.gen_loss.accumulate(self.learn); self.last_gen = self.pred.detach()
+        if self.gen_mode: self.gen_loss.accumulate(self.learn); self.last_gen = to_detach(self.pred, cpu=False, gather=False)
         else: self.crit_loss.accumulate(self.learn)
 
-# %% ../nbs/04a_speed.ipynb #50b16654
+# %% ../nbs/04a_speed.ipynb #5f5dfc6e
 class LazyRecorder(Recorder):
     "fastai's `Recorder` with the smoothed training loss on the device; each epoch's values are read once, at its end."
     @property
@@ -51,7 +51,7 @@ class LazyRecorder(Recorder):
         self.learn.smooth_loss = self.losses[-1] if self.losses else None
         super().after_epoch()
 
-# %% ../nbs/04a_speed.ipynb #71172476
+# %% ../nbs/04a_speed.ipynb #81ff13c6
 def _call_one(self:GANLearner, event_name):
     "fastai's event dispatch, sending each event only to the callbacks that define it, sorted once per change of `cbs`."
     key = tuple(map(id, self.cbs))
@@ -66,7 +66,7 @@ def _call_one(self:GANLearner, event_name):
 
 GANLearner._call_one = _call_one
 
-# %% ../nbs/04a_speed.ipynb #9c9994a0
+# %% ../nbs/04a_speed.ipynb #78322fa8
 def lazy_losses(learn:GANLearner):
     "Replace fastai's `GANTrainer` and `Recorder` of `learn` by their device-side twins (same names, same settings); returns `learn`."
     t, r = learn.gan_trainer, learn.recorder
@@ -75,7 +75,7 @@ def lazy_losses(learn:GANLearner):
                    LazyRecorder(add_time=r.add_time, train_metrics=r.train_metrics, valid_metrics=r.valid_metrics)])
     return learn
 
-# %% ../nbs/04a_speed.ipynb #6740a0fb
+# %% ../nbs/04a_speed.ipynb #fcf9e7be
 PRECISIONS = dict(fp32=None, bf16=torch.bfloat16, fp16=torch.float16)
 
 class Precision(MixedPrecision):
@@ -95,7 +95,7 @@ class Precision(MixedPrecision):
         if self.skipped: raise CancelStepException()
     def after_fit(self): self.autocast = None     # `learn.scaler` stays: its scale tells how many steps overflowed
 
-# %% ../nbs/04a_speed.ipynb #c4d3821c
+# %% ../nbs/04a_speed.ipynb #bae6ccf9
 class ChannelsLast(Callback):
     "Both networks and every 4-d batch tensor in channels-last (NHWC) memory format."
     order = Precision.order + 1
@@ -104,7 +104,7 @@ class ChannelsLast(Callback):
         cl = lambda b: tuple(t.contiguous(memory_format=torch.channels_last) if t.ndim == 4 else t for t in b)
         self.learn.xb, self.learn.yb = cl(self.xb), cl(self.yb)
 
-# %% ../nbs/04a_speed.ipynb #d5ac732d
+# %% ../nbs/04a_speed.ipynb #6d363f77
 def speed_up(learn:GANLearner,
              precision:str='fp32', # fp32, bf16 (autocast) or fp16 (autocast and loss scaling)
              channels_last:bool=False, # networks and batches in NHWC memory
