@@ -64,7 +64,13 @@ def _call_one(self:GANLearner, event_name):
     if event_name == 'after_fit':
         for cb in self.cbs: cb.run = True
 
-GANLearner._call_one = _call_one
+def _call(self:GANLearner, event_name):
+    "fastai's `Learner.__call__` (one event, or a list of them) without building an `L` per event."
+    if isinstance(event_name, str): self._call_one(event_name)
+    else:
+        for e in event_name: self._call_one(e)
+
+GANLearner._call_one, GANLearner.__call__ = _call_one, _call
 
 # %% ../nbs/04a_speed.ipynb #78322fa8
 def lazy_losses(learn:GANLearner):
