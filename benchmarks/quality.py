@@ -13,7 +13,8 @@ split, then its final generator is scored against the first N images of the test
 
 The models: `dcgan` (the DCGAN recipe), `wgan-gp` (DCGAN nets without batch norm in the critic, gradient penalty, 5 critic steps)
 and `cdcgan`, the configuration `nbs/07_zoo.ipynb` trains at full length (the conditional DCGAN, sampled class by class) — the zoo
-names no "best" model; this is its headline run.
+names no "best" model; this is its headline run. The first row, `real`, is the floor: N training images (3 random draws) scored
+exactly like a model against the same N test images — FID at this N is biased upward, and no generator can be expected below it.
 
 THE DEFAULTS ARE A GPU BUDGET, aimed at the issue's goal, MNIST FID ≤ 5 within 20 minutes of an H100 per model: width 64, batches
 of 64, 30 epochs of dcgan and cdcgan (938 steps an epoch, alternating: about 14,000 generator updates), 60 of wgan-gp (its critic
@@ -66,6 +67,16 @@ def run_model(name, data, test, clf, extractor, runs, size=28, epochs=None, n_fe
                 domain_is=dom['domain_is'].value, modes=dom['modes'].value, cond_acc=dom['accuracy'].value if 'accuracy' in dom else math.nan,
                 train_s=train_s, score_s=score_s, gen_updates=int(row['gen_updates']), crit_updates=int(row['crit_updates']), run=str(learn.path))
 
+def real_row(train_set, test, clf, extractor, n=10_000, draws=3, seed=0):
+    "The floor: N training images (random draws) scored like a model against the same N test images; FID's small-sample bias at this N."
+    t = time.perf_counter()
+    fid = measure(test, train_set.images, scores=('fid',), extractor=extractor, n=n, draws=draws, seed=seed, allow_few=n < extractor.dims)['fid']
+    pick = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(seed))[:n]
+    dom = domain_scores(test, train_set.images[pick], classifier=clf, allow_few=n < clf.dims)
+    return dict(model='real (train split)', recipe='—', epochs=0, fid=fid.value, fid_std=fid.std or 0., domain_fd=dom['domain_fd'].value,
+                domain_is=dom['domain_is'].value, modes=dom['modes'].value, cond_acc=math.nan, train_s=0., score_s=time.perf_counter() - t,
+                gen_updates=0, crit_updates=0, run='')
+
 def _cell(k, r):
     v = r[k]
     if k == 'fid': return f"{v:.2f} ± {r['fid_std']:.2f}"
@@ -81,11 +92,11 @@ def markdown(rows, header=''):
     lines += ['| ' + ' | '.join(_cell(c, r) for c in cols) + ' |' for r in rows]
     return (header + '\n\n' if header else '') + '\n'.join(lines)
 
-def main(models=tuple(MODELS), data=MNIST, test=None, size=28, epochs=None, n_features=64, bs=64, n=10_000, draws=3, dims=2048,
+def main(models=('real', *MODELS), data=MNIST, test=None, size=28, epochs=None, n_features=64, bs=64, n=10_000, draws=3, dims=2048,
          device=None, seed=42, out=None, **speed):
     "Train and score each of `models`; prints the table and returns its rows (writes quality.csv and quality.md in `out` when given)."
     for m in models:
-        if m not in MODELS: raise SystemExit(f"unknown model {m!r}: choose from {', '.join(MODELS)}")
+        if m not in (*MODELS, 'real'): raise SystemExit(f"unknown model {m!r}: choose from {', '.join(MODELS)} or real")
     device = device_name(device)
     train_set = load_images(data, size=size, split='train')
     test_set = first(load_images(test or data, size=size, n_channels=train_set.images.shape[1], split='test'), n)
@@ -98,7 +109,8 @@ def main(models=tuple(MODELS), data=MNIST, test=None, size=28, epochs=None, n_fe
     real_s = time.perf_counter() - t
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(out)/'runs' if out else Path(tmp)
-        rows = [run_model(m, data, test_set, clf, extractor, runs, size, epochs, n_features, bs, n, draws, seed, device, **speed) for m in models]
+        rows = [real_row(train_set, test_set, clf, extractor, n, draws) if m == 'real' else
+                run_model(m, data, test_set, clf, extractor, runs, size, epochs, n_features, bs, n, draws, seed, device, **speed) for m in models]
     gpu = f" ({torch.cuda.get_device_name(torch.device(device))})" if device.startswith('cuda') else f" ({torch.get_num_threads()} threads)"
     header = (f"Quality at a fixed budget: {Path(str(data)).name} {size}x{size}, width {n_features}, batch {bs}, seed {seed}, device {device}{gpu}, "
               f"{' '.join(f'{k} {v}' for k, v in speed.items()) or 'fp32'}; "
@@ -117,7 +129,8 @@ def main(models=tuple(MODELS), data=MNIST, test=None, size=28, epochs=None, n_fe
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--quick', action='store_true', help='the CPU preset: 1 epoch each, width 16, N 200, 2 draws')
-    p.add_argument('--models', default=','.join(MODELS), help=f"comma-separated subset of {', '.join(MODELS)}")
+    p.add_argument('--models', default=','.join(('real', *MODELS)),
+                   help=f"comma-separated subset of real (the floor: training images scored like a model), {', '.join(MODELS)}")
     p.add_argument('--data', default=str(MNIST), help='training data: any source train() accepts (mnist.npz, cifar10, a folder, an .npz)')
     p.add_argument('--test', help="the reference set (its 'test' split; default: --data's test split, or all of it when it has none)")
     p.add_argument('--size', type=int, default=28, help='image height and width')
