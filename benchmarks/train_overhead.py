@@ -17,7 +17,7 @@ equal work. `--modes` adds the precision table: ours in fp32, bf16, fp16, channe
 import argparse, time, torch
 from fastai.learner import Learner
 from fastai.vision.gan import GANLearner, FixedGANSwitcher
-from fastgan_study.core import set_seed, device_name
+from fastgan_study.core import set_seed
 from fastgan_study.data import gan_dls
 from fastgan_study.models import gan_nets
 from fastgan_study.losses import gan_crit_loss, nsgan_gen_loss
@@ -28,8 +28,8 @@ def make_dls(size, bs, seed, device='cpu', data='digits'):
     set_seed(seed)
     return gan_dls(data, size=size, bs=bs, device=device)
 
-def ours(dls, epochs, n_features=64, warmup=0, **speed):
-    "Train through the `dcgan` recipe with train's per-batch callbacks; returns the learner (after `warmup` untimed epochs, see `timed`)."
+def ours(dls, epochs, n_features=64, **speed):
+    "Train through the `dcgan` recipe with train's per-batch callbacks (and `gan_learner`'s speed switches); returns the learner."
     learn = gan_learner(dls, 'dcgan', n_features=n_features, cbs=[GANMetrics(), DivergenceGuard()], **speed)
     with learn.no_bar(), learn.no_logging(): learn.fit(epochs)
     return learn
@@ -106,7 +106,7 @@ MODES = [('fp32', {}), ('bf16', dict(precision='bf16')), ('fp16', dict(precision
 
 def precision_table(size, bs, n_features, epochs, seed, device, data, updates):
     "Ours in each precision / memory / compile mode: images/s through the updates, peak memory, speed relative to fp32 (Markdown)."
-    print(f"\n| mode | s | images/s | peak memory | × fp32 |\n|---|---:|---:|---:|---:|")
+    print("\n| mode | s | images/s | peak memory | × fp32 |\n|---|---:|---:|---:|---:|")
     base, cpu = None, not str(device).startswith('cuda')
     for name, kw in MODES:
         if cpu and kw.get('precision') == 'fp16':   # CPUs have no fast fp16 convolutions: minutes per epoch (7x fp32 on tiny nets)

@@ -11,10 +11,10 @@ __all__ = ['ARCH_OPTIONS', 'SETTINGS', 'RECIPES', 'OPTS', 'RUN_FILES', 'RESUME_K
            'ResumeFrom', 'Checkpoint', 'final_scores', 'default_epochs', 'load_run', 'train']
 
 # %% ../nbs/06_learner.ipynb #fb287bda
-import shutil, time, datetime, warnings, random, csv
+import shutil, time, datetime, warnings, random, copy
 from functools import partial
 from pathlib import Path
-import numpy as np, torch, torch.nn as nn
+import numpy as np, torch
 import matplotlib; matplotlib.use('Agg')
 import matplotlib.pyplot as plt
 from fastcore.basics import patch, store_attr
@@ -26,10 +26,10 @@ from fastai.torch_core import params
 from fastai.vision.gan import GANLearner
 from torchvision.utils import make_grid
 from .core import FastGANError, check_choice, set_seed, device_name, versions, atomic_write, save_yaml, load_yaml, onoff, floats, load_weights, check_writable
-from .data import gan_dls, Noise
+from .data import gan_dls
 from .models import gan_nets, count_params, generate, sampling_generator, is_conditional
 from .losses import LOSSES, gan_loss, KeepReal
-from .callbacks import GANMetrics, SampleGrids, RichProgress, InstanceNoise, GeneratorEMA, KeepGANMode, BalanceSwitcher, AdaptiveSwitcher, DivergenceGuard, save_grid, write_metrics
+from .callbacks import GANMetrics, SampleGrids, RichProgress, InstanceNoise, GeneratorEMA, KeepGANMode, BalanceSwitcher, AdaptiveSwitcher, DivergenceGuard, write_metrics
 from .speed import lazy_losses, speed_up
 from .distributed import dist_env, is_main, init_distributed, SyncReplicas, replicas_agree, launch
 
@@ -332,7 +332,7 @@ def final_scores(learn, # a trained GANLearner from `gan_learner`
                  score:str='auto', # auto, domain, fid, kid or none
                  seed:int=0, n:int=None):
     "The run's closing scores as a dict of `metrics.Score` (empty for 'none', or 'auto' on unlabelled data)."
-    from fastgan_study.metrics import measure, InceptionFeatures
+    from fastgan_study.metrics import measure
     from fastgan_study.domain import domain_scores
     score = check_choice(score, ('auto', 'domain', 'fid', 'kid', 'none'), 'score')
     real = learn.dls.images
@@ -399,7 +399,9 @@ def load_run(run): # a run folder written by `train`
                   device='cpu', **data_options(s))
     learn = gan_learner(dls, c['recipe'], n_features=c['n_features'], cbs=GANMetrics(), **s)
     learn.model.generator.load_state_dict(state['generator']); learn.model.critic.load_state_dict(state['critic'])
-    if state.get('generator_ema') is not None: learn.generator_ema = load_generator(out)
+    if state.get('generator_ema') is not None:   # the moving average, as `GeneratorEMA` keeps it
+        learn.generator_ema = copy.deepcopy(learn.model.generator).eval().requires_grad_(False)
+        learn.generator_ema.load_state_dict(state['generator_ema'])
     learn.gan_metrics.rows, learn.path, learn.config = state['train']['metrics']['rows'], out, c
     learn.diverged, learn.scores = c.get('diverged'), _saved_scores(out)
     return learn

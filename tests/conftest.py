@@ -1,5 +1,4 @@
 import os, subprocess, sys
-from contextlib import contextmanager
 from pathlib import Path
 import pytest, tempfile, torch
 
@@ -26,19 +25,3 @@ def one_thread():
     n = torch.get_num_threads(); torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-@contextmanager
-def host_reads(*modules):
-    "Record (function, method) for each read of a tensor's value (a host sync on a GPU) made by code in `modules`."
-    files, calls = {m.__file__ for m in modules}, []
-    saved = {n: getattr(torch.Tensor, n) for n in ('__bool__', '__float__', '__int__', 'item', 'tolist', 'numpy', 'cpu')}
-    def spy(name, f):
-        def read(self, *args, **kwargs):
-            code = sys._getframe(1).f_code
-            if code.co_filename in files: calls.append((code.co_name, name))
-            return f(self, *args, **kwargs)
-        return read
-    for n, f in saved.items(): setattr(torch.Tensor, n, spy(n, f))
-    try: yield calls
-    finally:
-        for n, f in saved.items(): setattr(torch.Tensor, n, f)

@@ -1,8 +1,8 @@
 "One run in several processes (gloo on the CPU, as NCCL would on GPUs): equal replicas, one writer, shards, gradients averaged, a shared stop."
 import json, os, sys
-import pytest, torch, torch.distributed as dist
+import pytest, torch
 from conftest import cli, TINY
-from fastgan_study.core import FastGANError, load_yaml, set_seed, load_weights
+from fastgan_study.core import FastGANError, load_yaml, set_seed
 from fastgan_study.distributed import launch, dist_env, init_distributed, SyncReplicas
 from fastgan_study.learner import train, load_generator, load_run, tiny_gan_learner
 from fastgan_study.callbacks import DivergenceGuard, GANMetrics

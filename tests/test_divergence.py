@@ -5,7 +5,7 @@ import pytest, torch
 from fastai.callback.core import Callback
 import fastgan_study.callbacks as callbacks
 from fastgan_study.callbacks import DivergenceGuard
-from conftest import host_reads
+from fastgan_study.speed import host_reads
 from fastgan_study.learner import tiny_gan_learner
 from fastgan_study.core import set_seed, FastGANError
 

@@ -161,3 +161,10 @@ def test_diverged_run_keeps_its_last_good_checkpoint(tmp_path, monkeypatch):
     learn = L.train(out=tmp_path/'off', epochs=4, guard='off', **ARGS)                 # without the guard NaN trains on
     assert learn.diverged is None and yaml.safe_load((tmp_path/'off'/'config.yaml').read_text())['status'] == 'done'
     assert not all(p.isfinite().all() for p in learn.model.critic.parameters())
+
+def test_load_run_rebuilds_the_run_with_its_moving_average(tmp_path):
+    learn = L.train(data="digits", classes="7", epochs=2, bs=16, n_features=8, ema=0.9, out=tmp_path/'run', progress=False, device='cpu', score='none')
+    run = L.load_run(tmp_path/'run')
+    for p, q in zip(run.generator_ema.state_dict().values(), L.load_generator(tmp_path/"run").state_dict().values()): assert torch.equal(p, q)
+    for p, q in zip(run.model.parameters(), learn.model.parameters()): assert torch.equal(p, q)
+    assert run.gan_metrics.rows == learn.gan_metrics.rows and not run.generator_ema.training

@@ -3,7 +3,8 @@ import io, math
 import pytest, torch
 import fastai.learner, fastai.vision.gan, fastai.torch_core, fastai.callback.core
 from rich.console import Console
-from conftest import cli, TINY, host_reads
+from conftest import cli, TINY
+from fastgan_study.speed import host_reads
 import fastgan_study.callbacks, fastgan_study.speed, fastgan_study.losses, fastgan_study.learner as L
 from fastgan_study.core import set_seed, load_yaml
 from fastgan_study.data import gan_dls
@@ -27,22 +28,6 @@ def test_no_host_read_per_batch(tmp_path, one_thread):
     assert len(calls) <= 2 * 30, calls                         # fastai alone reads 2.5 times per batch: 1,120 here
     assert not [c for c in calls if c[0] in ('accumulate', '_inner')], calls
     assert sum(c[0] == 'after_batch' for c in calls) == 2, calls   # the bar's two losses, at its first refresh only
-
-def test_same_weights_as_before_the_speed_work(tmp_path, one_thread):
-    "The lazy losses and the sorted-once callbacks change no number: fastai's own GANTrainer and Recorder train to the same weights."
-    from fastai.vision.gan import GANTrainer
-    from fastai.learner import Recorder
-    def fit(lazy):
-        set_seed(0)
-        learn = L.gan_learner(gan_dls('digits', size=16, bs=8, classes=['7'], device='cpu'), n_features=8)
-        if not lazy:                                           # put fastai's callbacks back
-            t, r = learn.gan_trainer, learn.recorder
-            learn.remove_cbs([t, r]); learn.add_cbs([GANTrainer(switch_eval=False, clip=None, show_img=False), Recorder()])
-        with learn.no_bar(), learn.no_logging(): learn.fit(2)
-        return learn
-    a, b = fit(False), fit(True)
-    assert type(a.gan_trainer).__name__ == 'GANTrainer' and type(b.gan_trainer).__name__ == 'LazyGANTrainer'
-    for p, q in zip(a.model.parameters(), b.model.parameters()): assert torch.equal(p, q)
 
 @pytest.mark.parametrize('recipe,flags', [('dcgan', ['--precision', 'bf16', '--channels-last', 'on']),
                                           ('wgan-gp', ['--precision', 'fp16'])])

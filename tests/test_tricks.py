@@ -13,7 +13,7 @@ from fastgan_study.core import set_seed, FastGANError
 from fastgan_study.data import gan_dls
 from fastgan_study.models import gan_nets, generate
 from fastgan_study.losses import LOSSES
-from conftest import host_reads
+from fastgan_study.speed import host_reads
 
 N = 22   # training batches per epoch: the 179 sevens of digits in batches of 8
 
