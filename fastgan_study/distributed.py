@@ -8,7 +8,7 @@ Docs: https://fastgan-study.github.io/fastgan_study/distributed.html.md"""
 __all__ = ['dist_env', 'is_main', 'init_distributed', 'SyncReplicas', 'replicas_agree', 'launch']
 
 # %% ../nbs/04b_distributed.ipynb #5fd2184f
-import os, socket, hashlib
+import os, socket, hashlib, atexit
 import torch, torch.distributed as dist, torch.multiprocessing as mp
 from fastcore.basics import store_attr
 from fastai.callback.core import Callback
@@ -33,8 +33,14 @@ def init_distributed(device=None): # 'cuda', 'cpu' or None (a GPU per process wh
     dev = torch.device('cuda', local) if gpu else torch.device('cpu')
     if gpu: torch.cuda.set_device(dev)
     else: torch.set_num_threads(max(1, torch.get_num_threads() // int(os.environ.get('LOCAL_WORLD_SIZE', world))))   # share the cores
-    if not dist.is_initialized(): dist.init_process_group('nccl' if gpu else 'gloo', rank=rank, world_size=world, device_id=dev if gpu else None)
+    if not dist.is_initialized():
+        dist.init_process_group('nccl' if gpu else 'gloo', rank=rank, world_size=world, device_id=dev if gpu else None)
+        atexit.register(_leave)
     return str(dev)
+
+def _leave():
+    "Leave the process group while Python is still whole: left to interpreter shutdown, gloo's threads can abort the process."
+    if dist.is_initialized(): dist.destroy_process_group()
 
 # %% ../nbs/04b_distributed.ipynb #a8303f9d
 def _flat_grads(model): return [p.grad for p in model.parameters() if p.grad is not None]
