@@ -84,8 +84,7 @@ def _free_port():
 def _worker(rank, fn, n, port, args, kwargs):
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(n), LOCAL_WORLD_SIZE=str(n), MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     try: fn(*args, **kwargs)
-    finally:
-        if dist.is_initialized(): dist.destroy_process_group()
+    finally: _leave()                              # also a group `fn` opened itself, without `init_distributed`
 
 def launch(fn, # a function importable by name (spawned processes import it)
            n:int, # how many processes
