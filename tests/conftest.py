@@ -1,9 +1,11 @@
 import os, subprocess, sys
 from pathlib import Path
+import atexit, shutil
 import pytest, tempfile, torch
 
-# tests never read or fill the user's cache of features and domain classifiers
+# tests never read or fill the user's cache of features and domain classifiers; the cache goes when the session ends
 os.environ['FASTGAN_STUDY_CACHE'] = tempfile.mkdtemp(prefix='fastgan_cache_')
+atexit.register(shutil.rmtree, os.environ['FASTGAN_STUDY_CACHE'], ignore_errors=True)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent/'shared'/'data'
