@@ -171,9 +171,11 @@ class GeneratorEMA(Callback):
     def __init__(self, decay:float=0.999, # weight of the old average at each generator step (0: a plain copy)
                  start:int=0): # generator steps during which the average only copies the weights
         store_attr()
+    @staticmethod
+    def frozen_copy(G): return copy.deepcopy(G).eval().requires_grad_(False)   # where the average lives (`load_run` rebuilds one)
     def before_fit(self):
         G = self.learn.model.generator
-        self.learn.generator_ema = avg = copy.deepcopy(G).eval().requires_grad_(False)
+        self.learn.generator_ema = avg = self.frozen_copy(G)
         self.param_pairs, self.buffer_pairs = (list(avg.parameters()), list(G.parameters())), (list(avg.buffers()), list(G.buffers()))
         self.gen_steps = 0
     @torch.no_grad()

@@ -11,7 +11,7 @@ __all__ = ['ARCH_OPTIONS', 'SETTINGS', 'RECIPES', 'OPTS', 'RUN_FILES', 'RESUME_K
            'ResumeFrom', 'Checkpoint', 'final_scores', 'default_epochs', 'load_run', 'train']
 
 # %% ../nbs/06_learner.ipynb #fb287bda
-import shutil, time, datetime, warnings, random, copy
+import shutil, time, datetime, warnings, random
 from functools import partial
 from pathlib import Path
 import numpy as np, torch
@@ -400,7 +400,7 @@ def load_run(run): # a run folder written by `train`
     learn = gan_learner(dls, c['recipe'], n_features=c['n_features'], cbs=GANMetrics(), **s)
     learn.model.generator.load_state_dict(state['generator']); learn.model.critic.load_state_dict(state['critic'])
     if state.get('generator_ema') is not None:   # the moving average, as `GeneratorEMA` keeps it
-        learn.generator_ema = copy.deepcopy(learn.model.generator).eval().requires_grad_(False)
+        learn.generator_ema = GeneratorEMA.frozen_copy(learn.model.generator)
         learn.generator_ema.load_state_dict(state['generator_ema'])
     learn.gan_metrics.rows, learn.path, learn.config = state['train']['metrics']['rows'], out, c
     learn.diverged, learn.scores = c.get('diverged'), _saved_scores(out)

@@ -28,7 +28,7 @@ def host_reads(*modules): # record only reads made by code in these modules (non
     def spy(name, f):
         def read(self, *args, **kwargs):
             code = sys._getframe(1).f_code
-            if code.co_filename in files if files else '/torch/' not in code.co_filename: calls.append((code.co_name, name))
+            if (code.co_filename in files) if files else ('/torch/' not in code.co_filename): calls.append((code.co_name, name))
             return f(self, *args, **kwargs)
         return read
     for n, f in saved.items(): setattr(torch.Tensor, n, spy(n, f))

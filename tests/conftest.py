@@ -1,6 +1,5 @@
-import os, subprocess, sys
+import atexit, os, shutil, subprocess, sys
 from pathlib import Path
-import atexit, shutil
 import pytest, tempfile, torch
 
 # tests never read or fill the user's cache of features and domain classifiers; the cache goes when the session ends
