@@ -157,7 +157,7 @@ def main(n=2000, dims=2048, mnist=MNIST, noise=32., keep=None, mode='folders', d
 
 def load_generator_to(run, device):
     "The generator of a trained run folder, on `device`."
-    from fastgan_study.learner import load_generator
+    from fastgan_study.runs import load_generator
     return load_generator(run).to(device)
 
 if __name__ == '__main__':

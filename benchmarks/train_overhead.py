@@ -2,7 +2,7 @@
 
 All three train the same DCGAN nets (same init, same seed) on the same data with the same batch size, Adam settings and number of
 optimizer updates, alternating critic and generator updates one batch each:
-- ours: `gan_learner(dls, 'dcgan')` with the callbacks `train` always adds per batch (`GANMetrics`, `DivergenceGuard`);
+- ours: `gan_learner(dls, 'dcgan')` (its `GANMetrics` and fit-table losses) with the `DivergenceGuard` `train` adds;
 - hand: a minimal PyTorch loop over slices of one shuffled tensor on the device (`hand`);
 - fastai: a stock `GANLearner` (fastai's `GANTrainer`, `Recorder`, `FixedGANSwitcher` and event dispatch) with the same nets and losses.
 Each is warmed up for one epoch, then timed over `--epochs` (CUDA: synchronised); the best of `--repeats`, alternating, is kept.
@@ -22,7 +22,7 @@ from fastgan_study.data import gan_dls
 from fastgan_study.models import gan_nets
 from fastgan_study.losses import gan_crit_loss, nsgan_gen_loss
 from fastgan_study.learner import gan_learner, torch_opt
-from fastgan_study.callbacks import GANMetrics, DivergenceGuard
+from fastgan_study.callbacks import DivergenceGuard
 
 def make_dls(size, bs, seed, device='cpu', data='digits'):
     set_seed(seed)
@@ -30,7 +30,7 @@ def make_dls(size, bs, seed, device='cpu', data='digits'):
 
 def ours(dls, epochs, n_features=64, **speed):
     "Train through the `dcgan` recipe with train's per-batch callbacks (and `gan_learner`'s speed switches); returns the learner."
-    learn = gan_learner(dls, 'dcgan', n_features=n_features, cbs=[GANMetrics(), DivergenceGuard()], **speed)
+    learn = gan_learner(dls, 'dcgan', n_features=n_features, cbs=[DivergenceGuard()], **speed)
     with learn.no_bar(), learn.no_logging(): learn.fit(epochs)
     return learn
 

@@ -6,7 +6,7 @@ Docs: https://fastgan-study.github.io/fastgan_study/core.html.md"""
 
 # %% auto #0
 __all__ = ['FastGANError', 'check_choice', 'onoff', 'floats', 'set_seed', 'device_name', 'versions', 'atomic_write', 'save_yaml',
-           'load_yaml', 'load_weights', 'check_writable', 'inside']
+           'load_yaml', 'save_fig', 'fmt_number', 'load_weights', 'check_writable', 'inside']
 
 # %% ../nbs/00_core.ipynb #23c10f97
 import difflib, os, pickle, platform, shutil, tempfile, zipfile
@@ -101,6 +101,21 @@ def load_yaml(path):
         where = f", line {m.line + 1}" if m is not None else ''
         raise FastGANError(f"{path}{where}: not plain YAML ({getattr(e, 'problem', None) or e.__class__.__name__}): fix the file "
                            "(Python tags such as !!python/object are refused)") from None
+
+# %% ../nbs/00_core.ipynb #267a6d9b
+def save_fig(fig, # a matplotlib Figure
+             fname, # PNG file to write
+             **kwargs): # more `savefig` options (dpi, bbox_inches, ...)
+    "Save `fig` as a PNG atomically and close it; returns `fname`."
+    import matplotlib.pyplot as plt
+    try: atomic_write(fname, lambda p: fig.savefig(p, format='png', **kwargs))
+    finally: plt.close(fig)
+    return fname
+
+def fmt_number(v): # a number or any value
+    "`v` for a one-line summary: whole numbers without decimals, other floats with four, anything else as `str`."
+    if isinstance(v, float) and v == v and abs(v) < 1e15: return str(int(v)) if v.is_integer() else f"{v:.4f}"
+    return str(v)
 
 # %% ../nbs/00_core.ipynb #1f2b036b
 def load_weights(path, # a file written by `torch.save` of plain tensors and containers

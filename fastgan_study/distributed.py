@@ -48,7 +48,7 @@ def _flat_grads(model): return [p.grad for p in model.parameters() if p.grad is 
 def _seed_of(*xs): return int.from_bytes(hashlib.sha256(repr(xs).encode()).digest()[:8], 'little') % 2**63
 
 class SyncReplicas(Callback):
-    "Average gradients across processes after each backward, start from rank 0's weights, share BatchNorm statistics and epoch losses."
+    "Average gradients across processes after each backward, start from rank 0's weights, share BatchNorm statistics and epoch losses; at the end, check the replicas agree (`learn.replicas_in_sync`)."
     order = 5                                     # before the callbacks that read the epoch's losses
     def __init__(self, seed:int=0): store_attr(); self.rank, self.world, _ = dist_env()
     def before_fit(self):
@@ -67,6 +67,7 @@ class SyncReplicas(Callback):
         dev = next(self.model.parameters()).device
         sums = torch.stack([torch.as_tensor(m.gen_sum, dtype=torch.float32, device=dev), torch.as_tensor(m.crit_sum, dtype=torch.float32, device=dev)])
         dist.all_reduce(sums); m.gen_sum, m.crit_sum = sums[0] / self.world, sums[1] / self.world
+    def after_fit(self): self.learn.replicas_in_sync = replicas_agree(self.model)   # every process checks in
 
 # %% ../nbs/04b_distributed.ipynb #3d3c5085
 def replicas_agree(model):

@@ -15,7 +15,8 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import store_attr
 from .core import FastGANError
 from .data import ImageSet, load_images, resize_images, set_channels
-from .metrics import FeatureExtractor, Score, as_images, cache_dir, cache_key, cached_tensor, fid_from_features, inception_score, _is_generator, generator_classes
+from .runs import Score
+from .metrics import FeatureExtractor, as_images, cache_dir, cache_key, cached_tensor, fid_from_features, inception_score, _is_generator, generator_classes
 
 # %% ../nbs/05a_domain.ipynb #c218b08b
 ARCH = 'lenet-v1'   # bump when LeNet or its training changes: cached classifiers of an older version are not reused

@@ -13,8 +13,8 @@ from .domain import domain_classifier
 from .latent import (interpolate, progress_gif, progress_sheet, sample_latents, images_from, class_vector, attribute_effect,
                                   plot_attribute, critic_view, separation, set_summary, plot_critic_scores, plot_histograms,
                                   plot_feature_pca, plot_confidence, confidences, _check_run)
-from .augment import run_config, held_out
-from .learner import load_generator
+from .augment import held_out
+from .runs import load_generator, read_config
 
 # %% ../nbs/08b_explore.ipynb #7f6dc280
 def _real_sets(config:dict, test=None):
@@ -51,7 +51,7 @@ def explore(run:str, # run folder written by `fastgan_study train`
             out:str=None): # output folder (default: RUN/explore)
     "Write the figures and numbers of what a trained run's latent space, critic and the domain classifier show; returns the summary."
     run = _check_run(run); out = Path(out) if out else run/'explore'
-    config, G = run_config(run), load_generator(run)
+    config, G = read_config(run), load_generator(run)
     real, held, why = _real_sets(config, test)
     summary = dict(run=str(run), held_out=len(held) if held is not None else f"none: {why}")
     progress_gif(run, out=out/'progress.gif'); progress_sheet(run, out=out/'progress.png')

@@ -24,7 +24,8 @@ from .core import FastGANError, check_choice, atomic_write
 from .data import ImageSet, Noise
 from .models import generate
 from .metrics import FeatureExtractor, as_images
-from .learner import load_generator, load_critic, data_options
+from .runs import load_generator, load_critic
+from .learner import data_options
 
 # %% ../nbs/08_latent.ipynb #0caeb088
 def _path_ends(z0, z1, steps):

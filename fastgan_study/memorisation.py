@@ -20,7 +20,8 @@ from .core import FastGANError, atomic_write, device_name
 from .data import ImageSet
 from .models import generate, sampling_generator
 from .callbacks import GANMetrics
-from .metrics import FeatureExtractor, Score, as_images, feature_stats, frechet_distance, check_sample_count
+from .runs import Score
+from .metrics import FeatureExtractor, as_images, feature_stats, frechet_distance, check_sample_count
 
 # %% ../nbs/05b_memorisation.ipynb #0e8844e3
 def _rows(x, i, n, dev): return x[i:i + n].flatten(1).to(dev, torch.float64)

@@ -7,10 +7,10 @@ Docs: https://fastgan-study.github.io/fastgan_study/metrics.html.md"""
 # %% auto #0
 __all__ = ['INCEPTION_BYTES', 'GEN_MAPS', 'SAMPLE_BS', 'FID_WEIGHTS', 'FID_WEIGHTS_URL', 'WEIGHTS_ENV', 'DIMS_BLOCK', 'SCORES',
            'feature_stats', 'frechet_distance', 'check_sample_count', 'fid_from_features', 'mmd2_unbiased', 'kid',
-           'inception_score', 'precision_recall', 'Score', 'comparable', 'auto_batch_size', 'sample_images',
-           'generator_classes', 'as_images', 'cache_dir', 'cache_key', 'cached_tensor', 'FeatureExtractor',
-           'hub_weights_path', 'find_inception_weights', 'load_inception_state_dict', 'weights_hash',
-           'InceptionFeatures', 'real_features', 'measure', 'fid', 'fid_reliability', 'fid_infinity', 'ScoreCallback']
+           'inception_score', 'precision_recall', 'auto_batch_size', 'sample_images', 'generator_classes', 'as_images',
+           'cache_dir', 'cache_key', 'cached_tensor', 'FeatureExtractor', 'hub_weights_path', 'find_inception_weights',
+           'load_inception_state_dict', 'weights_hash', 'InceptionFeatures', 'real_features', 'measure', 'fid',
+           'fid_reliability', 'fid_infinity', 'ScoreCallback']
 
 # %% ../nbs/05_metrics.ipynb #2414a1b4
 import hashlib, json, math, os, time, warnings, zipfile
@@ -23,6 +23,7 @@ from fastai.learner import Metric
 from .core import *
 from .data import *
 from .models import generate, sampling_generator
+from .runs import Score, comparable, load_generator
 
 # %% ../nbs/05_metrics.ipynb #7ac6e174
 def feature_stats(feats): # N×D features
@@ -109,28 +110,6 @@ def precision_recall(real, fake, k:int=3):
     recall = _inside(real, fake, _kth_radius(fake, k)).double().mean()
     return float(precision), float(recall)
 
-# %% ../nbs/05_metrics.ipynb #5d06813b
-class Score:
-    "A score's value, its std over draws (or None), the protocol card, and the time taken."
-    def __init__(self, name:str, value:float, std:float=None, card:dict=None, seconds:float=None):
-        store_attr(); self.card = dict(card or {})
-    def __float__(self): return float(self.value)
-    def to_dict(self): return dict(score=self.name, value=self.value, std=self.std, seconds=self.seconds, **self.card)
-    def card_line(self):
-        "The card in one line: what was measured, how, and on how many images."
-        return ', '.join(f"{k} {_fmt(v)}" for k, v in self.card.items() if v is not None and v != '')
-    def __repr__(self):
-        spread = f" ± {_fmt(self.std)}" if self.std is not None else ''
-        return f"{self.name} {_fmt(self.value)}{spread}  [{self.card_line()}]"
-
-def _fmt(v):
-    if isinstance(v, float): return str(int(v)) if v.is_integer() and abs(v) < 1e9 else f"{v:.4f}"
-    return str(v)
-
-def comparable(a:Score, b:Score):
-    "Whether two scores were measured the same way: same name and the same card, apart from the seed."
-    return a.name == b.name and all(a.card.get(k) == b.card.get(k) for k in set(a.card) | set(b.card) if k != 'seed')
-
 # %% ../nbs/05_metrics.ipynb #8405138f
 INCEPTION_BYTES = 24 * 2**20   # GPU memory one 299×299 image needs in InceptionV3 (see above)
 GEN_MAPS = 32                  # a generator's memory per image, in float32 maps the size of its output
@@ -165,7 +144,6 @@ def _as_nchw(x, what='images'):
 
 def _generator_noise(gen):
     "The generator module to sample from and its noise, for a module, a `GANLearner` or a run folder."
-    from fastgan_study.learner import load_generator     # learner sits below metrics; imported when needed
     if hasattr(gen, 'gan_trainer'): return sampling_generator(gen), gen.dls.noise
     if isinstance(gen, (str, Path)): gen = load_generator(gen)
     cfg = getattr(gen, 'config', {})                       # a loaded run's generator remembers its noise
@@ -192,7 +170,6 @@ def sample_images(gen, # a generator module, a `GANLearner`, or a run folder / i
 
 def generator_classes(src):
     "How many classes a generator (module, `GANLearner` or run folder) is conditioned on: 0 for an unconditional one."
-    from fastgan_study.learner import load_generator
     if hasattr(src, 'gan_trainer'): src = sampling_generator(src)
     elif isinstance(src, (str, Path)): src = load_generator(src)
     return getattr(src, 'n_classes', 0)

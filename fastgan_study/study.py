@@ -15,6 +15,7 @@ import numpy as np, pandas as pd, yaml, torch
 from scipy import stats
 from .core import FastGANError, atomic_write, save_yaml, load_yaml, onoff, floats, inside, check_writable
 from .learner import train, final_scores, recipe_settings, data_options, SETTINGS, gan_learner
+from .runs import read_config, read_metrics, write_scores
 from .data import gan_dls, URL_NAMES
 from .report import write_report
 
@@ -198,7 +199,7 @@ def _one_line(e): return f"{e.__class__.__name__}: {str(e).splitlines()[0] if st
 
 def _compute(folder:Path):
     "The compute record of a finished run folder: time, updates, images, throughput, device, parameters, best per-epoch scores."
-    c, m = load_yaml(folder/'config.yaml'), pd.read_csv(folder/'metrics.csv') if (folder/'metrics.csv').exists() else pd.DataFrame()
+    c, m = read_config(folder), read_metrics(folder)
     last = m.iloc[-1] if len(m) else {}
     updates = int(last.get('gen_updates', 0)) + int(last.get('crit_updates', 0))
     secs = float(last.get('elapsed', 0.))
@@ -226,7 +227,7 @@ def run_trial(kwargs:dict, # train's keywords, seed included
             warnings.simplefilter('ignore')
             learn = train(**kwargs, out=str(folder), resume=resume, force=not resume, progress=False, score='none')
             measured = {k: v for kind in (scores if not learn.diverged else ()) for k, v in final_scores(learn, kind, seed=kwargs['seed'], n=n_score).items()}
-        if measured: save_yaml({k: v.to_dict() for k, v in measured.items()}, folder/'scores.yaml')
+        if measured: write_scores(measured, folder)
         rec.update(_compute(folder), scores={k: float(v.value) for k, v in measured.items()}, status='diverged' if learn.diverged else 'done',
                    error=f"diverged at {learn.diverged['message']}" if learn.diverged else '')
     except Exception as e: rec['error'] = _one_line(e)

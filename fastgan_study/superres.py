@@ -32,14 +32,14 @@ from fastai.optimizer import Adam
 from fastai.callback.schedule import fit_one_cycle, fine_tune   # patched onto Learner
 from fastai.callback.progress import CSVLogger
 from fastai.vision.learner import unet_learner, create_unet_model, model_meta
-from fastai.vision.gan import GANLearner, GANDiscriminativeLR, gan_critic, AdaptiveLoss, accuracy_thresh_expand
-from .core import FastGANError, check_choice, onoff, floats, load_weights, check_writable, set_seed, device_name, versions, atomic_write, save_yaml, load_yaml
+from fastai.vision.gan import GANDiscriminativeLR, gan_critic, AdaptiveLoss, accuracy_thresh_expand
+from .core import FastGANError, check_choice, onoff, floats, load_weights, check_writable, set_seed, device_name, versions, atomic_write, save_yaml, load_yaml, save_fig
 from .data import ImageSet, Crappifier, pair_dls
-from .metrics import Score
 from .domain import domain_classifier, domain_scores
-from .callbacks import GANMetrics, RichProgress, AdaptiveSwitcher
+from .callbacks import RichProgress, AdaptiveSwitcher
 from .speed import Precision, PRECISIONS
-from .learner import run_dir
+from .runs import Score, run_dir, RUN_FILES, read_config, write_config, write_metrics, write_scores
+from .learner import FastGANLearner
 
 # %% ../nbs/06a_superres.ipynb #903dab1a
 def to_signed(x): return x.float() / 127.5 - 1
@@ -161,8 +161,8 @@ def superres_gan(gen_learn, # the pretrained generator's `Learner`
                  weights_gen=(1., 50.), # generator loss = w0 × adversarial + w1 × pixel loss
                  mult_lr:float=5., # the critic's learning rate is this times the generator's
                  cbs=None): # more fastai callbacks
-    "Stage 3: the course's `GANLearner` from the two pretrained learners (train it with `fit`)."
-    return GANLearner.from_learners(gen_learn, crit_learn, switcher=AdaptiveSwitcher(critic_thresh=critic_thresh), weights_gen=weights_gen,
+    "Stage 3: the course's `GANLearner` (ours, `FastGANLearner`) from the two pretrained learners (train it with `fit`)."
+    return FastGANLearner.from_learners(gen_learn, crit_learn, switcher=AdaptiveSwitcher(critic_thresh=critic_thresh), weights_gen=weights_gen,
                                     opt_func=partial(Adam, mom=0.), show_img=False, cbs=[GANDiscriminativeLR(mult_lr=mult_lr)] + list(L(cbs)))
 
 # %% ../nbs/06a_superres.ipynb #31490cd8
@@ -226,7 +226,7 @@ def _resume_run(out, resume_from, config):
     check_choice(resume_from, STAGES[1:], 'stage to resume from')
     if out is None or not (Path(out)/'config.yaml').exists():
         raise FastGANError(f"resume_from needs the folder of an earlier superres run as out (no config.yaml in {out})")
-    old, out = load_yaml(Path(out)/'config.yaml'), Path(out)
+    old, out = read_config(out), Path(out)
     keys = _SHAPE_KEYS + (('critic_features',) if resume_from == 'gan' else ())
     diff = [f"{k}={old.get(k)!r}, not {config[k]!r}" for k in keys if old.get(k) != config[k]]
     if diff: raise FastGANError(f"cannot resume {out}: it was trained with {'; '.join(diff)}: repeat its settings or start a new run")
@@ -238,22 +238,15 @@ def _resume_run(out, resume_from, config):
     for f in [f for st in STAGES if st not in done for f in STAGE_FILES[st]] + ['scores.yaml', 'samples/stages.png']: (out/f).unlink(missing_ok=True)
     return {st: dict(old['stages'][st], status='loaded') for st in done}
 
-def _new_run_dir(out, name, force):
-    out = check_writable(run_dir(out, name, force))
-    if any((out/f).exists() for f in SUPERRES_FILES) and not force:
-        raise FastGANError(f"output folder {out} already holds a run: choose another --out, or pass --force to overwrite it")
-    for f in SUPERRES_FILES: (out/f).unlink(missing_ok=True)
-    return out
-
 # %% ../nbs/06a_superres.ipynb #37ee8b0b
 @contextmanager
 def _stage(config, name, out, say):
     "Mark stage `name` running in config.yaml, then done (with its time) or failed."
     t0, st = time.perf_counter(), config['stages'].setdefault(name, {})
-    st.update(status='running'); save_yaml(config, out/'config.yaml'); say(f"stage {name}: started")
+    st.update(status='running'); write_config(config, out); say(f"stage {name}: started")
     try: yield st
-    except BaseException: st.update(status='failed'); save_yaml(config, out/'config.yaml'); raise
-    st.update(status='done', seconds=round(time.perf_counter() - t0, 1)); save_yaml(config, out/'config.yaml')
+    except BaseException: st.update(status='failed'); write_config(config, out); raise
+    st.update(status='done', seconds=round(time.perf_counter() - t0, 1)); write_config(config, out)
     say(f"stage {name}: done in {st['seconds']:.1f} s")
 
 # %% ../nbs/06a_superres.ipynb #cbd53110
@@ -271,8 +264,7 @@ def plot_stages(rows:dict, # row name → uint8 N×C×H×W images (the same imag
         s = (scores or {}).get(k)
         ax.set_title(STAGE_TITLES.get(k, k) + (f"  ({_score_text(s)})" if s else ''), fontsize=9); ax.axis('off')
     fig.tight_layout()
-    atomic_write(fname, lambda p: fig.savefig(p, format='png')); plt.close(fig)
-    return fname
+    return save_fig(fig, fname)
 
 def scores_table(scores:dict): # stage → {score name: Score}
     "The scores of every stage as a text table (one row per stage)."
@@ -348,8 +340,8 @@ def train_superres(data='digits', # 'digits', a folder of images, an .npz file, 
     dls = pair_dls(data, size=size, bs=bs, crappifier=crappifier, seed=seed, n_channels=n_channels, device=device, classes=classes)
     config = _run_config(dls, dict(settings, data=str(data)), device)
     if resume_from: config['stages'], out = _resume_run(out, resume_from, config), Path(out)
-    else: out = _new_run_dir(out, f"superres-{Path(str(data)).stem}-{size}px", force)
-    config['out'] = str(out); save_yaml(config, out/'config.yaml')
+    else: out = run_dir(out, f"superres-{Path(str(data)).stem}-{size}px", force, files=RUN_FILES + SUPERRES_FILES)
+    config['out'] = str(out); write_config(config, out)
     x, vidx = dls.images.images, split_idxs(dls, 'valid')
     clean = ImageSet(x[vidx], dls.images.labels[vidx], dls.images.vocab, dls.images.source)
     clf = domain_classifier(dls.images) if score and len(dls.images.labels.unique()) >= 2 else None
@@ -365,9 +357,10 @@ def train_superres(data='digits', # 'digits', a folder of images, an .npz file, 
     stage(crit, 'critic', 'critic_pretrained.pth', load=resume_from == 'gan', fit=lambda: crit.fit_one_cycle(crit_epochs, lr_crit))
 
     set_seed(seed)
-    learn = superres_gan(gen, crit, critic_thresh, cbs=[GANMetrics(out/'gan_metrics.csv')] + amp() + ([RichProgress()] if progress else []))
+    learn = superres_gan(gen, crit, critic_thresh, cbs=amp() + ([RichProgress()] if progress else []))
     with _stage(config, 'gan', out, say):
         with learn.no_bar(), learn.no_logging(): learn.fit(gan_epochs, lr_gan)
+        write_metrics(out, learn.gan_metrics.rows, name='gan_metrics.csv')
         save_state(dict(generator=learn.model.generator.state_dict(), critic=learn.model.critic.state_dict()), out/'gan.pth')
     post = save_predictions(gen, dls, 'valid')
     scores['gan'] = stage_scores(post, clean, clf)
@@ -375,7 +368,7 @@ def train_superres(data='digits', # 'digits', a folder of images, an .npz file, 
     save_yaml({st: {k: v.to_dict() for k, v in s.items()} for st, s in scores.items()}, out/'scores.yaml')
     n = min(8, len(vidx))
     plot_stages(dict(input=dls.crappy[vidx][:n], pretrained=pre[:n], gan=post[:n], clean=clean.images[:n]), out/'samples'/'stages.png', scores)
-    save_yaml(dict(config, status='done', seconds=round(time.perf_counter() - t0, 1)), out/'config.yaml')
+    write_config(dict(config, status='done', seconds=round(time.perf_counter() - t0, 1)), out)
     if progress: print(scores_table(scores))
     learn.scores, learn.path, learn.gen_learn, learn.crit_learn = scores, out, gen, crit
     return learn
@@ -387,7 +380,7 @@ def load_superres(run, # a folder written by `train_superres`
     run, stage = Path(run), check_choice(stage, ('pretrained', 'gan'), 'stage')
     f = run/('gan.pth' if stage == 'gan' else 'gen_pretrained.pth')
     if not f.exists(): raise FastGANError(f"no {f.name} in {run}: give a folder written by train_superres whose {stage} stage finished")
-    c, state = load_yaml(run/'config.yaml'), load_state(f)
+    c, state = read_config(run), load_state(f)
     G = create_unet_model(backbone(c['arch']), c['n_channels'], (c['size'], c['size']), pretrained=False, n_in=c['n_channels'], **UNET_OPTIONS)
     G.load_state_dict(state['generator'] if stage == 'gan' else state); G.eval()
     return G

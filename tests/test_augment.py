@@ -7,6 +7,7 @@ from fastgan_study.core import FastGANError
 from fastgan_study.data import ImageSet, load_images
 from fastgan_study.domain import classifier_accuracy, seeded_lenet
 from fastgan_study.learner import train
+from fastgan_study.runs import read_config
 
 pytestmark = [pytest.mark.usefixtures('one_thread'), pytest.mark.filterwarnings('ignore:.*classifies only')]
 TINY_GAN = dict(epochs=1, n_features=8, score='none', progress=False, seed=0)
@@ -26,7 +27,7 @@ def run(pool, tmp_path_factory):
 @pytest.fixture(scope='module')
 def sets(run):
     "Real pool, held-out test split and 300 generated images of the tiny run."
-    real, test = A.held_out(A.run_config(run))
+    real, test = A.held_out(read_config(run))
     fake = ImageSet(*A.draw_labelled(A.conditional_generator(run), 300, seed=0), real.vocab, 'generated')
     return real, test, fake
 

@@ -1,9 +1,10 @@
 "`fastgan_study train` as a user runs it: a real subprocess, real files, and the mistakes users make."
-import csv
+import csv, os, subprocess, sys
 from pathlib import Path
 import numpy as np, pytest, torch, yaml
 from PIL import Image
 from conftest import TINY, cli
+from fastgan_study.cli import COMMANDS
 
 def test_train_writes_a_run_folder(tmp_path):
     r = cli('train', *TINY, '--out', tmp_path/'run')
@@ -119,3 +120,32 @@ def test_interpolate_and_augment_commands(tmp_path):
     assert r.returncode == 0, r.stderr
     assert '| 20 |' in r.stdout and (tmp_path/'run'/'augment'/'heatmap.png').exists(), r.stdout
     _err(cli('augment', tmp_path/'nowhere'))
+
+def test_command_summaries_are_their_docstrings():
+    "The top-level help's line per command, kept in COMMANDS so that help imports nothing, is the first line of the function the command runs."
+    from fastgan_study.cli import load_function
+    for name, (target, summary) in COMMANDS.items(): assert load_function(target).__doc__.splitlines()[0] == summary, name
+
+@pytest.mark.parametrize('argv', [[n] for n in COMMANDS] + [['train', '--recipe', 'superres']], ids=' '.join)
+def test_each_switch_says_what_giving_it_does(argv, capsys, monkeypatch):
+    "`--no-x` turns x off and says so (not x's Python comment); plain flags show no default; on/off options show on or off."
+    from fastgan_study.cli import main
+    monkeypatch.setenv('COLUMNS', '500')                      # one line per option
+    with pytest.raises(SystemExit) as e: main(argv + ['--help'])
+    assert e.value.code == 0
+    opts = {l.split()[0]: l for l in map(str.strip, capsys.readouterr().out.splitlines()) if l.startswith('--')}
+    for o, l in opts.items():
+        assert '(default: True)' not in l and '(default: False)' not in l, l
+        if o.startswith('--no-'): assert ' turn off: ' in l, l
+    if argv == ['train']:
+        assert opts['--guard'].startswith('--guard (on/off) ') and opts['--guard'].endswith('(default: on)'), opts['--guard']
+        assert opts['--channels-last'].endswith('(default: off)') and opts['--no-progress'].endswith('turn off: show a progress bar')
+
+@pytest.mark.parametrize('gpus', ['1', '2'])
+def test_train_shows_no_warnings_of_torch_or_fastai(tmp_path, gpus):
+    "torch's jit.script notice and fastai's 'shadowing an attribute' are about their code: hidden in one process and in several (--gpus 2)."
+    env = {k: v for k, v in os.environ.items() if k != 'PYTHONWARNINGS'}    # a user's filters, not conftest's 'ignore'
+    r = subprocess.run([str(Path(sys.executable).parent/'fastgan_study'), 'train', *TINY, '--gpus', gpus, '--out', str(tmp_path/'run')],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert 'torch.jit.script' not in r.stderr and 'shadowing an attribute' not in r.stderr, r.stderr

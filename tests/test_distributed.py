@@ -4,7 +4,8 @@ import pytest, torch, torch.distributed as dist
 from conftest import cli, TINY
 from fastgan_study.core import FastGANError, load_yaml, set_seed
 from fastgan_study.distributed import launch, dist_env, init_distributed, SyncReplicas
-from fastgan_study.learner import train, load_generator, load_run, tiny_gan_learner
+from fastgan_study.learner import train, tiny_gan_learner
+from fastgan_study.runs import load_generator, load_run
 from fastgan_study.callbacks import DivergenceGuard, GANMetrics
 from fastai.callback.core import Callback
 
@@ -16,7 +17,7 @@ def test_two_processes_through_the_cli(tmp_path):
     c = load_yaml(tmp_path/'run'/'config.yaml')
     assert c['processes'] == 2 and c['status'] == 'done' and c['replicas_in_sync'] is True
     n_per_process = (179 // 2) // 16                          # 179 sevens, half each, batches of 16
-    rows = load_run(tmp_path/'run').gan_metrics.rows
+    rows = load_run(tmp_path/'run').rows
     assert [r['gen_updates'] + r['crit_updates'] for r in rows] == [n_per_process, 2 * n_per_process]
     assert 'trained dcgan' in r.stdout and 'report.html' in r.stdout
     assert (tmp_path/'run'/'samples'/'epoch_002.png').exists() and not list(tmp_path.rglob('*.tmp'))
@@ -59,7 +60,7 @@ class _Poison(Callback):
 
 def _poisoned(out):
     init_distributed('cpu'); rank = dist_env()[0]
-    set_seed(0); learn = tiny_gan_learner(cbs=[SyncReplicas(), GANMetrics(), DivergenceGuard(check_every=5), _Poison()])
+    set_seed(0); learn = tiny_gan_learner(cbs=[SyncReplicas(), DivergenceGuard(check_every=5), _Poison()])
     with learn.no_bar(), learn.no_logging(): learn.fit(2)
     (out/f'{rank}.json').write_text(json.dumps(dict(diverged=learn.diverged, iter=learn.iter, epoch=learn.epoch)))
 

@@ -6,7 +6,8 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import roc_auc_score
 from fastgan_study.core import FastGANError
 from fastgan_study.data import ImageSet, load_images
-from fastgan_study.learner import train, load_generator
+from fastgan_study.learner import train
+from fastgan_study.runs import load_generator
 from fastgan_study.metrics import FeatureExtractor
 from fastgan_study.latent import (lerp, slerp, chain, sample_latents, images_from, interpolation_images, interpolate, attribute_vector,
                                   add_attribute, remove_attribute, class_vector, attribute_effect, sample_grids, progress_gif,

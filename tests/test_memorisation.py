@@ -4,7 +4,6 @@ import pytest, torch
 from PIL import Image
 from fastgan_study.core import FastGANError, set_seed
 from fastgan_study.data import load_images
-from fastgan_study.callbacks import GANMetrics
 from fastgan_study.learner import tiny_gan_learner
 from fastgan_study.metrics import FeatureExtractor
 from fastgan_study.memorisation import nearest_neighbours, embed, PixelFeatures, memorisation, plot_neighbours, CollapseMonitor
@@ -142,13 +141,13 @@ def fit_two_epochs(*cbs):
     return learn
 
 def test_collapse_monitor_logs_each_epoch_and_leaves_training_alone():
-    watched = fit_two_epochs(GANMetrics(), CollapseMonitor())
+    watched = fit_two_epochs(CollapseMonitor())
     rows = watched.collapse_monitor.rows
     assert [r['epoch'] for r in rows] == [1, 2]
     assert all(math.isfinite(r['fd_prev']) and r['fd_prev'] > 0 and 0 < r['diversity'] for r in rows)
     for mine, logged in zip(rows, watched.gan_metrics.rows):            # the same values, in the GANMetrics rows
         assert (logged['fd_prev'], logged['diversity']) == (mine['fd_prev'], mine['diversity'])
-    plain = fit_two_epochs(GANMetrics())
+    plain = fit_two_epochs()
     for a, b in zip(watched.model.state_dict().values(), plain.model.state_dict().values()): assert torch.equal(a, b)
     assert [r['gen_loss'] for r in watched.gan_metrics.rows] == [r['gen_loss'] for r in plain.gan_metrics.rows]
 

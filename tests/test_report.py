@@ -4,7 +4,8 @@ import numpy as np, pandas as pd, pytest
 from PIL import Image
 from fastgan_study.core import FastGANError, load_yaml, save_yaml
 from fastgan_study.learner import train
-from fastgan_study.report import write_report, read_metrics, read_scores, mean_std
+from fastgan_study.report import write_report, mean_std
+from fastgan_study.runs import read_metrics, read_scores
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 AXES = ['lr']

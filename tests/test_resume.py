@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest, torch, yaml
 from conftest import TINY, cli
 import fastgan_study.learner as L
+from fastgan_study.runs import load_run
 from fastgan_study.core import FastGANError
 
 # TINY's settings (the sevens of digits, 16×16, width 8, batches of 16: 11 batches an epoch) with more epochs
@@ -17,11 +18,11 @@ class Killed(Exception): pass
 
 def kill_after(monkeypatch, k):
     "Make `train` stop like a killed process right after writing the checkpoint of epoch `k`."
-    save = L.Checkpoint.after_epoch
+    save = L.RunFolder.after_epoch
     def after_epoch(self):
         save(self)
         if self.epoch + 1 == k: raise Killed(f'killed after epoch {k}')
-    monkeypatch.setattr(L.Checkpoint, 'after_epoch', after_epoch)
+    monkeypatch.setattr(L.RunFolder, 'after_epoch', after_epoch)
 
 def state(run): return torch.load(Path(run)/'model.pth', weights_only=True)
 
@@ -137,11 +138,11 @@ def test_cli_resume_errors(tmp_path):
 
 def poison_after(monkeypatch, k):
     "Fill the critic's first weight with NaN right after the checkpoint of epoch `k`: epoch k + 1 diverges."
-    save = L.Checkpoint.after_epoch
+    save = L.RunFolder.after_epoch
     def after_epoch(self):
         save(self)
         if self.epoch + 1 == k: next(self.learn.model.critic.parameters()).data.fill_(float('nan'))
-    monkeypatch.setattr(L.Checkpoint, 'after_epoch', after_epoch)
+    monkeypatch.setattr(L.RunFolder, 'after_epoch', after_epoch)
 
 def test_diverged_run_keeps_its_last_good_checkpoint(tmp_path, monkeypatch):
     L.train(out=tmp_path/'good', epochs=2, **ARGS)
@@ -162,9 +163,9 @@ def test_diverged_run_keeps_its_last_good_checkpoint(tmp_path, monkeypatch):
     assert learn.diverged is None and yaml.safe_load((tmp_path/'off'/'config.yaml').read_text())['status'] == 'done'
     assert not all(p.isfinite().all() for p in learn.model.critic.parameters())
 
-def test_load_run_rebuilds_the_run_with_its_moving_average(tmp_path):
+def test_load_run_reads_the_run_back_with_its_moving_average(tmp_path):
     learn = L.train(data="digits", classes="7", epochs=2, bs=16, n_features=8, ema=0.9, out=tmp_path/'run', progress=False, device='cpu', score='none')
-    run = L.load_run(tmp_path/'run')
-    for p, q in zip(run.generator_ema.state_dict().values(), L.load_generator(tmp_path/"run").state_dict().values()): assert torch.equal(p, q)
-    for p, q in zip(run.model.parameters(), learn.model.parameters()): assert torch.equal(p, q)
-    assert run.gan_metrics.rows == learn.gan_metrics.rows and not run.generator_ema.training
+    run = load_run(tmp_path/'run')
+    for p, q in zip(run.generator.state_dict().values(), learn.generator_ema.state_dict().values()): assert torch.equal(p, q)
+    for p, q in zip(run.critic.parameters(), learn.model.critic.parameters()): assert torch.equal(p, q)
+    assert run.rows == learn.gan_metrics.rows and not run.generator.training and (run.status, run.scores) == ('done', {})
