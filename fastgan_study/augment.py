@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, TensorDataset, RandomSampler
 from fastcore.meta import delegates
 from fastai.data.core import DataLoaders
 from fastai.learner import Learner
-from .core import FastGANError, atomic_write, save_yaml, load_yaml, device_name
+from .core import FastGANError, atomic_write, save_yaml, load_yaml, device_name, save_fig
 from .data import ImageSet, Noise, load_images
 from .models import generate
 from .domain import seeded_lenet, classifier_accuracy, domain_classifier
@@ -230,8 +230,7 @@ def plot_grid(grid:pd.DataFrame, # from `accuracy_grid`
     fig.colorbar(im, ax=ax, label='test accuracy (%)')
     ax.set_title(f"{title}\nmean ± std over {int(grid.seeds.max())} seeds; ▲/▼: above/below real-only (same row) by more than the seed spread", fontsize=9)
     fig.tight_layout()
-    atomic_write(fname, lambda p: fig.savefig(p, format='png')); plt.close(fig)
-    return Path(fname)
+    return Path(save_fig(fig, fname))
 
 # %% ../nbs/08a_augment.ipynb #12aa5c5a
 def _verdict(c):

@@ -7,19 +7,21 @@ Docs: https://fastgan-study.github.io/fastgan_study/data.html.md"""
 # %% auto #0
 __all__ = ['URL_NAMES', 'ImageSet', 'set_channels', 'digits_images', 'npz_images', 'folder_images', 'url_images',
            'stacked_mnist_images', 'resize_images', 'select_classes', 'load_images', 'Noise', 'ToSigned', 'ToUnit',
-           'TensorDL', 'Labels', 'gan_dblock', 'gan_dls', 'Crappifier', 'crappify_folder', 'pair_dblock', 'pair_dls']
+           'TensorDL', 'Labels', 'gan_dblock', 'GANDataLoaders', 'gan_dls', 'Crappifier', 'crappify_folder',
+           'pair_dblock', 'pair_dls']
 
 # %% ../nbs/01_data.ipynb #7149fa2d
 import io, json, warnings, zipfile
 from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
 from fastcore.basics import store_attr, listify, patch
-from fastai.torch_core import TensorImage
-from fastai.data.core import TfmdDL, Transform
+from fastai.torch_core import TensorImage, TensorImageBW, TitledStr
+from fastai.data.core import TfmdDL, Transform, DataLoaders
 from fastai.data.block import DataBlock, TransformBlock
 from fastai.data.transforms import IndexSplitter, get_files, get_image_files, image_extensions
 from fastai.data.external import URLs, untar_data
 from fastai.vision.gan import InvisibleTensor
+from fastai.vision.data import get_grid
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 from .core import FastGANError, check_choice, atomic_write
 
@@ -30,7 +32,8 @@ class ImageSet:
                  skipped=()): # (name, kind, why) of each file of a folder source that was not loaded
         store_attr()
     def __len__(self): return len(self.images)
-    def __call__(self, i): return TensorImage(self.images[i]) # the `DataBlock` getter: index (or tensor of indices) → image(s)
+    def __call__(self, i): # the `DataBlock` getter: index (or tensor of indices) → image(s)
+        return (TensorImageBW if self.images.shape[1] == 1 else TensorImage)(self.images[i])
     def __repr__(self):
         n,c,h,w = self.images.shape
         return f"ImageSet({self.source}: {n} images, {c}×{h}×{w}, classes {self.vocab}{f', {len(self.skipped)} files skipped' if self.skipped else ''})"
@@ -319,10 +322,11 @@ class TensorDL(TfmdDL):
         return k // self.bs if self.drop_last else -(-k // self.bs)
 
 # %% ../nbs/01_data.ipynb #d28e487a
-class Labels:
-    "The `DataBlock` getter of class labels: index (or tensor of indices) → integer label(s) of `data`."
-    def __init__(self, data:ImageSet): self.data = data
-    def __call__(self, i): return torch.as_tensor(self.data.labels[i]).long()   # a plain tensor: it is mixed with noise and images inside the nets
+class Labels(Transform):
+    "The `DataBlock` getter of class labels: index (or tensor of indices) → integer label(s) of `data`; decoded, the class name."
+    def __init__(self, data:ImageSet): super().__init__(); self.data = data
+    def encodes(self, i): return torch.as_tensor(self.data.labels[i]).long()   # a plain tensor: it is mixed with noise and images inside the nets
+    def decodes(self, y): return TitledStr(self.data.vocab[int(y)])
 
 def gan_dblock(data:ImageSet, # the real images
                nz:int=100, # size of the noise vector
@@ -345,6 +349,15 @@ def _check_one_batch(data:ImageSet, n:int, bs:int, what:str=' images', hint:str=
     note = f"; {len(lost)} unreadable image files were skipped ({_first(lost, 3)}): remove or replace them" if lost else ''
     raise FastGANError(f"{data.source} has {n}{what}, fewer than one batch: use bs ≤ {n} (--bs on the command line){hint}{note}")
 
+# %% ../nbs/01_data.ipynb #77bcbfe1
+class GANDataLoaders(DataLoaders):
+    "fastai `DataLoaders` whose `noise`, `labels`, `pixels` and `n_classes` survive `new_empty` (and so `Learner.export`)."
+    keep = ('noise', 'labels', 'pixels', 'n_classes')
+    def new_empty(self):
+        res = super().new_empty()
+        for k in self.keep: setattr(res, k, getattr(self, k))
+        return res
+
 # %% ../nbs/01_data.ipynb #96acdb1d
 def gan_dls(source='digits', # 'digits', a folder, an .npz file, a name in `URL_NAMES`, or 'stacked_mnist[:MNIST]'
             size:int=16, # height and width of the images
@@ -357,16 +370,36 @@ def gan_dls(source='digits', # 'digits', a folder, an .npz file, a name in `URL_
             device=None, # where batches go (None: the best available)
             labels:bool=False, # yield ((noise, label), (image, label)) batches, for conditional GANs
             pixels:str='signed'): # real images in [-1, 1] ('signed') or [0, 1] ('unit')
-    "`DataLoaders` of (noise, real image) batches for a GAN, with the `ImageSet` kept as `dls.images`."
+    "`GANDataLoaders` of (noise, real image) batches for a GAN, with the `ImageSet` kept as `dls.images`."
     if bs < 1: raise FastGANError(f"bs must be at least 1, got {bs}")
     data = load_images(source, size=size, n_channels=n_channels, classes=classes, split=split)
     _check_one_batch(data, len(data), bs)
     if labels and len(data.labels.unique()) < 2:
         raise FastGANError(f"a conditional GAN needs images of at least 2 classes; {data.source} has one: choose an unconditional architecture")
     dls = gan_dblock(data, nz, noise, labels, pixels).dataloaders(range(len(data)), bs=bs, drop_last=True, num_workers=0, device=device)
+    dls = GANDataLoaders(*dls.loaders, path=dls.path, device=device)
     dls.images, dls.noise, dls.labels, dls.pixels = data, Noise(nz, noise), labels, pixels
     dls.n_classes = len(data.vocab) if labels else 0
     return dls
+
+# %% ../nbs/01_data.ipynb #4c239903
+@patch
+def show_batch(self:TensorDL, b=None, max_n=9, ctxs=None, show=True, **kwargs):
+    "fastai's `show_batch`; a labelled batch ((noise, label), (image, label)) shows each image titled with its class."
+    if self.n_inp != 2 or not show: return super(TensorDL, self).show_batch(b, max_n, ctxs, show, **kwargs)
+    return self._show_labelled(self.one_batch() if b is None else b, max_n, ctxs, **kwargs)
+
+@patch
+def show_results(self:TensorDL, b, out, max_n=9, ctxs=None, show=True, **kwargs):
+    "fastai's `show_results`; for a labelled batch, the generated images `out`, each titled with the class it was asked for."
+    if self.n_inp != 2 or not show: return super(TensorDL, self).show_results(b, out, max_n, ctxs, show, **kwargs)
+    return self._show_labelled((*b[:2], out, b[3]), max_n, ctxs, **kwargs)
+
+@patch
+def _show_labelled(self:TensorDL, b, max_n, ctxs, nrows=None, ncols=None, figsize=None, **kwargs):
+    samples = self.decode_batch(b, max_n=max_n)
+    ctxs = ctxs if ctxs is not None else get_grid(len(samples), nrows=nrows, ncols=ncols, figsize=figsize)
+    return [x.show(ctx=c, title=y, **kwargs) for (_, _, x, y), c in zip(samples, ctxs)]
 
 # %% ../nbs/01_data.ipynb #5a88300c
 def _check_crappifier(scale, quality, noise):

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 from PIL import Image, ImageDraw, ImageFont
 from scipy.stats import rankdata
 from torchvision.utils import make_grid
-from .core import FastGANError, check_choice, atomic_write
+from .core import FastGANError, check_choice, atomic_write, to_signed
 from .data import ImageSet, Noise
 from .models import generate
 from .metrics import FeatureExtractor, as_images
@@ -290,7 +290,7 @@ def critic_scores(critic:nn.Module, # from `load_critic` (its `.config` names th
     "The critic's output for each image, oriented so that higher means 'judged real' for every loss."
     c, cond = critic.config, getattr(critic, 'label_in', None)
     if cond and labels is None: raise FastGANError("this critic is conditional: give the images' labels (an ImageSet, or labels=...)")
-    x = images.float() / 255 if data_options(c)['pixels'] == 'unit' else images.float() / 127.5 - 1
+    x = images.float() / 255 if data_options(c)['pixels'] == 'unit' else to_signed(images)
     y = torch.as_tensor(labels).long() if cond else None
     out = torch.cat([critic(x[i:i + bs], *([y[i:i + bs]] if cond else [])) for i in range(0, len(x), bs)])
     out = out[:, 0] if out.ndim == 2 else out                 # an AC-GAN critic also gives class logits

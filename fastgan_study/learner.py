@@ -22,8 +22,8 @@ from fastai.callback.core import Callback
 from fastai.callback.tracker import TrackerCallback
 from fastai.learner import CancelEpochException
 from fastai.torch_core import params
-from fastai.vision.gan import GANLearner
-from .core import FastGANError, check_choice, set_seed, device_name, versions, onoff, floats
+from fastai.vision.gan import GANLearner, gan_loss_from_func
+from .core import FastGANError, check_choice, set_seed, device_name, versions, onoff, floats, one_line
 from .data import gan_dls
 from .models import gan_nets, count_params, generate, sampling_generator, is_conditional, ARCH_OPTIONS
 from .losses import LOSSES, gan_loss, KeepReal
@@ -130,6 +130,11 @@ class FastGANLearner(FastDispatch, GANLearner):
     def __init__(self, dls, generator, critic, gen_loss_func, crit_loss_func, **kwargs):
         super().__init__(dls, generator, critic, gen_loss_func, crit_loss_func, **kwargs)
         lazy_losses(self).add_cbs([GANMetrics(), CheckMonitors()])
+    @classmethod
+    def from_learners(cls, gen_learn, crit_learn, switcher=None, weights_gen=None, **kwargs):
+        "fastai's `GANLearner.from_learners`, building this class (fastai's is bound to `GANLearner` itself, whatever class calls it)."
+        losses = gan_loss_from_func(gen_learn.loss_func, crit_learn.loss_func, weights_gen=weights_gen)
+        return cls(gen_learn.dls, gen_learn.model, crit_learn.model, *losses, switcher=switcher, **kwargs)
     def fit(self, *args, **kwargs):
         "fastai's `fit`; a `FastGANError` raised in a callback keeps its one line (fastai prefixes where it was raised)."
         try: return super().fit(*args, **kwargs)
@@ -323,7 +328,7 @@ def close(self:RunFolder):
     write_config(dict(self.config, **end, seconds=round(time.perf_counter() - self.t0, 1)), out)
     if self.report:
         try: write_report(out)
-        except Exception as e: warnings.warn(f"the run is saved but its report failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        except Exception as e: warnings.warn(f"the run is saved but its report failed: {one_line(e)}")
 
 def _roll_back(learn, out):
     "Put back the last checkpoint of a run that diverged (the one before the epoch that went wrong); returns its epoch."
@@ -435,6 +440,7 @@ def train(data='digits', # 'digits', a folder of images, an .npz file, or a fast
           n_samples:int=64, # images per sample grid
           score:str='auto', # final score: auto (domain classifier for labelled data), domain, fid, kid or none
           score_every:int=0, # also measure the Fréchet distance every N epochs into metrics.csv (0: only at the end)
+          report:bool=True, # write report.html (and report.md) when the run ends
           log:str=None, # also log to tensorboard or wandb (pip install 'fastgan_study[tensorboard]' / '[wandb]')
           progress:bool=True): # show a progress bar
     "Train a GAN on `data` and write a run folder (`RunFolder`): config, per-epoch metrics and samples, model, scores, report; or continue one (`resume`)."
@@ -445,7 +451,7 @@ def train(data='digits', # 'digits', a folder of images, an .npz file, or a fast
     if log is not None: check_choice(log, LOGGERS, 'logger')
     name, (rank, world, _) = f"{settings['recipe']}-{Path(str(data)).stem}-{size}px", dist_env()
     classes = classes.split(',') if isinstance(classes, str) else classes
-    folder = RunFolder(out, resume, force, score, seed, n_samples, checkpoint_every, data=str(data), classes=classes)   # checks its options
+    folder = RunFolder(out, resume, force, score, seed, n_samples, checkpoint_every, report, data=str(data), classes=classes)   # checks its options
     if gpus > 1 and world == 1: return _train_processes(args, name)
     main, device = is_main(), init_distributed(device)
     set_seed(seed)

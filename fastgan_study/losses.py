@@ -1,4 +1,4 @@
-"""GAN losses in fastai's two-function form — a generator loss `(fake_pred, output, target)` and a critic loss `(real_pred, fake_pred)` — and `GANLossX`, fastai's `GANLoss` with class labels, AC-GAN, gradient penalty and label tricks.
+"""GAN losses in fastai's two-function form — a generator loss `(fake_pred, output, target)` and a critic loss `(real_pred, fake_pred)` — and `GANLossWithTricks`, fastai's `GANLoss` with class labels, AC-GAN, gradient penalty and label tricks.
 
 Docs: https://fastgan-study.github.io/fastgan_study/losses.html.md"""
 
@@ -7,7 +7,7 @@ Docs: https://fastgan-study.github.io/fastgan_study/losses.html.md"""
 # %% auto #0
 __all__ = ['LOSSES', 'TARGET_LOSSES', 'bce', 'gan_crit_loss', 'nsgan_gen_loss', 'minimax_gen_loss', 'wgan_crit_loss',
            'wgan_gen_loss', 'gradient_penalty', 'hinge_crit_loss', 'hinge_gen_loss', 'lsgan_crit_loss',
-           'lsgan_gen_loss', 'check_label_tricks', 'critic_targets', 'GANLossX', 'gan_loss', 'KeepReal']
+           'lsgan_gen_loss', 'check_label_tricks', 'critic_targets', 'GANLossWithTricks', 'gan_loss', 'KeepReal']
 
 # %% ../nbs/03_losses.ipynb #36d11e98
 import torch, torch.nn.functional as F
@@ -139,7 +139,7 @@ def critic_targets(n:int, # images of each kind in the critic's batch
 # %% ../nbs/03_losses.ipynb #200eda03
 def _detach(x): return [t.detach() for t in x] if is_listy(x) else x.detach()
 
-class GANLossX(GANLoss):
+class GANLossWithTricks(GANLoss):
     "fastai's `GANLoss` with class labels, an AC-GAN class loss, a gradient penalty and label tricks."
     def __init__(self, gen_loss_func, # generator loss (fake_pred, output, target)
                  crit_loss_func, # critic loss (real_pred, fake_pred); with label tricks it also takes `real_target`, `fake_target`
@@ -200,7 +200,7 @@ def gan_loss(name:str, # a key of `LOSSES`: bce, minimax, wgan, wgan-gp, hinge, 
              gp:float=10., # gradient-penalty weight λ, used by wgan-gp
              aux_weight:float=1., # weight α of the AC-GAN class loss (critics with `aux`)
              from_probs:bool=None): # the critic outputs probabilities; None: `gan_model.critic.output == 'prob'`
-    "The `GANLossX` for the loss called `name`, with its knobs checked."
+    "The `GANLossWithTricks` for the loss called `name`, with its knobs checked."
     gen, crit = LOSSES[check_choice(name, LOSSES, 'loss')]
     if check_label_tricks(smooth, label_noise, flip) and name not in TARGET_LOSSES:
         raise FastGANError(f"label smoothing, noise and flips need a loss with targets ({', '.join(TARGET_LOSSES)}), not '{name}'")
@@ -208,12 +208,12 @@ def gan_loss(name:str, # a key of `LOSSES`: bce, minimax, wgan, wgan-gp, hinge, 
     if from_probs and name in ('wgan', 'wgan-gp', 'hinge'):
         raise FastGANError(f"loss '{name}' needs a critic that outputs logits, not probabilities: build it with output='logit'")
     if from_probs and name in ('bce', 'minimax'): gen, crit = partial(gen, from_probs=True), partial(crit, from_probs=True)
-    return GANLossX(gen, crit, gan_model, gp=gp if name == 'wgan-gp' else 0., aux_weight=aux_weight,
+    return GANLossWithTricks(gen, crit, gan_model, gp=gp if name == 'wgan-gp' else 0., aux_weight=aux_weight,
                     smooth=smooth, label_noise=label_noise, flip=flip)
 
 # %% ../nbs/03_losses.ipynb #7e15c090
 class KeepReal(Callback):
-    "Give `GANLossX` the real images of each critic training batch (for the gradient penalty)."
+    "Give `GANLossWithTricks` the real images of each critic training batch (for the gradient penalty)."
     order = GANTrainer.order + 1
     def before_batch(self):
         if self.training and not self.learn.gan_trainer.gen_mode: self.learn.loss_func.real = self.learn.xb[0]

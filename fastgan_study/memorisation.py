@@ -16,7 +16,7 @@ import matplotlib; matplotlib.use('Agg')
 import matplotlib.pyplot as plt
 from fastcore.basics import store_attr
 from fastai.callback.core import Callback
-from .core import FastGANError, atomic_write, device_name
+from .core import FastGANError, atomic_write, device_name, save_fig
 from .data import ImageSet
 from .models import generate, sampling_generator
 from .callbacks import GANMetrics
@@ -145,8 +145,7 @@ def plot_neighbours(fake:torch.Tensor, # generated images, uint8 N×C×H×W
     for c, t in enumerate(['generated'] + [f'nearest {c + 1}' for c in range(k)]): axs[0, c].set_title(t, fontsize=9)
     note = f'\nred: d ≤ τ = {threshold:.3g}' if threshold is not None else ''
     fig.suptitle(title + note, fontsize=10); fig.tight_layout()
-    atomic_write(fname, lambda p: fig.savefig(p, format='png')); plt.close(fig)
-    return fname
+    return save_fig(fig, fname)
 
 # %% ../nbs/05b_memorisation.ipynb #4d309c43
 def mean_pairwise_distance(feats): # N×D features

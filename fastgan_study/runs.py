@@ -200,6 +200,8 @@ def restore_checkpoint(learn, state:dict): # a fitting learner (in `before_fit`)
         r = t['metrics']
         gm.rows, gm.columns, gm.n_gen, gm.n_crit, gm.elapsed = [dict(o) for o in r['rows']], list(r['columns']), r['n_gen'], r['n_crit'], r['elapsed']
     set_rng_states(t['rng'], learn.dls)
+    bar = getattr(getattr(learn, 'progress', None), 'mbar', None)
+    if bar is not None: bar.update(0)      # fastai's epoch bar starts its clock at epoch 0; a resumed fit starts later
 
 class ResumeFrom(Callback):
     "Continue a fit from a checkpoint `state` (`load_checkpoint`): `restore_checkpoint` once the other callbacks are set up."

@@ -72,6 +72,9 @@ class LazyRecorder(Recorder):
         "Turn the smoothed losses recorded since the epoch began from tensors into floats, in one read."
         new = self.losses[self.start:]
         if new and torch.is_tensor(new[0]): self.losses[self.start:] = torch.stack(new).tolist()
+    def plot_loss(self, skip_start=5, with_valid=True, **kwargs):
+        "fastai's `plot_loss`; the training loss alone when the recorder has no validation loss (a GAN has no validation set)."
+        return super().plot_loss(skip_start, with_valid and 'valid_loss' in self.metric_names, **kwargs)
 
 # %% ../nbs/04a_speed.ipynb #7021222b
 class GANLossMetric(Metric):

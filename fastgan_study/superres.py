@@ -6,10 +6,9 @@ Docs: https://fastgan-study.github.io/fastgan_study/superres.html.md"""
 
 # %% auto #0
 __all__ = ['UNET_OPTIONS', 'PIXEL_LOSSES', 'TORCHVISION_ARCHS', 'STAGE_FILES', 'STAGES', 'SUPERRES_FILES', 'STAGE_TITLES',
-           'to_signed', 'to_uint8', 'backbone', 'gen_learner', 'pretrain_generator', 'restore', 'split_idxs',
-           'save_predictions', 'critic_dls', 'critic_blocks', 'critic_learner', 'pretrain_critic', 'superres_gan',
-           'psnr', 'gaussian_window', 'ssim', 'stage_scores', 'save_state', 'load_state', 'plot_stages', 'scores_table',
-           'train_superres', 'load_superres']
+           'backbone', 'gen_learner', 'pretrain_generator', 'restore', 'split_idxs', 'save_predictions', 'critic_dls',
+           'critic_blocks', 'critic_learner', 'pretrain_critic', 'superres_gan', 'psnr', 'gaussian_window', 'ssim',
+           'stage_scores', 'save_state', 'load_state', 'plot_stages', 'stage_table', 'train_superres', 'load_superres']
 
 # %% ../nbs/06a_superres.ipynb #8e78b5c9
 import math, time, datetime
@@ -33,17 +32,13 @@ from fastai.callback.schedule import fit_one_cycle, fine_tune   # patched onto L
 from fastai.callback.progress import CSVLogger
 from fastai.vision.learner import unet_learner, create_unet_model, model_meta
 from fastai.vision.gan import GANDiscriminativeLR, gan_critic, AdaptiveLoss, accuracy_thresh_expand
-from .core import FastGANError, check_choice, onoff, floats, load_weights, check_writable, set_seed, device_name, versions, atomic_write, save_yaml, load_yaml, save_fig
+from .core import FastGANError, check_choice, onoff, floats, load_weights, check_writable, set_seed, device_name, versions, atomic_write, save_yaml, load_yaml, save_fig, to_signed, signed_to_uint8
 from .data import ImageSet, Crappifier, pair_dls
 from .domain import domain_classifier, domain_scores
 from .callbacks import RichProgress, AdaptiveSwitcher
 from .speed import Precision, PRECISIONS
 from .runs import Score, run_dir, RUN_FILES, read_config, write_config, write_metrics, write_scores
 from .learner import FastGANLearner
-
-# %% ../nbs/06a_superres.ipynb #903dab1a
-def to_signed(x): return x.float() / 127.5 - 1
-def to_uint8(x): return ((x.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).as_subclass(torch.Tensor)
 
 # %% ../nbs/06a_superres.ipynb #b3dff6c3
 UNET_OPTIONS = dict(blur=True, self_attention=True, y_range=(-1., 1.))   # the course's U-Net (less weight norm), on [-1, 1] images
@@ -101,7 +96,7 @@ def restore(model, # a generator from stage 1 or 3
     "The generator's outputs for `x`, as uint8 (in evaluation mode, its mode restored)."
     dev, was = next(model.parameters()).device, model.training
     model.eval()
-    try: return torch.cat([to_uint8(model(to_signed(b).to(dev)).cpu()) for b in x.split(bs)])
+    try: return torch.cat([signed_to_uint8(model(to_signed(b).to(dev)).cpu()) for b in x.split(bs)])
     finally: model.train(was)
 
 def split_idxs(dls, split:str='train'):
@@ -266,7 +261,7 @@ def plot_stages(rows:dict, # row name → uint8 N×C×H×W images (the same imag
     fig.tight_layout()
     return save_fig(fig, fname)
 
-def scores_table(scores:dict): # stage → {score name: Score}
+def stage_table(scores:dict): # stage → {score name: Score}
     "The scores of every stage as a text table (one row per stage)."
     names = list(dict.fromkeys(k for s in scores.values() for k in s))
     lines = [f"{'stage':<22}" + ''.join(f'{n:>12}' for n in names)]
@@ -369,7 +364,7 @@ def train_superres(data='digits', # 'digits', a folder of images, an .npz file, 
     n = min(8, len(vidx))
     plot_stages(dict(input=dls.crappy[vidx][:n], pretrained=pre[:n], gan=post[:n], clean=clean.images[:n]), out/'samples'/'stages.png', scores)
     write_config(dict(config, status='done', seconds=round(time.perf_counter() - t0, 1)), out)
-    if progress: print(scores_table(scores))
+    if progress: print(stage_table(scores))
     learn.scores, learn.path, learn.gen_learn, learn.crit_learn = scores, out, gen, crit
     return learn
 

@@ -3,7 +3,7 @@ import math
 import pytest, torch, torch.nn as nn, torch.nn.functional as F
 from fastai.vision.gan import GANLearner, GANModule, basic_generator, basic_critic
 from fastgan_study.core import FastGANError
-from fastgan_study.losses import (LOSSES, GANLossX, KeepReal, gan_loss, gradient_penalty, critic_targets, gan_crit_loss,
+from fastgan_study.losses import (LOSSES, GANLossWithTricks, KeepReal, gan_loss, gradient_penalty, critic_targets, gan_crit_loss,
                                   nsgan_gen_loss, minimax_gen_loss)
 
 N_CLASSES, NZ = 3, 4
@@ -90,8 +90,8 @@ def test_gradient_penalty_msg_lists_and_labels():
 def test_ac_term_is_cross_entropy():
     G, D = CondG(), CondD(aux=True)
     x, z, y = batch()
-    plain = GANLossX(*LOSSES['bce'], GANModule(G, D), aux_weight=0.)
-    ac = GANLossX(*LOSSES['bce'], GANModule(G, D), aux_weight=0.7)
+    plain = GANLossWithTricks(*LOSSES['bce'], GANModule(G, D), aux_weight=0.)
+    ac = GANLossWithTricks(*LOSSES['bce'], GANModule(G, D), aux_weight=0.7)
     real_pred = D(x, y)
     c0, c1 = plain.critic(real_pred, z, y), ac.critic(real_pred, z, y)
     fake_pred = D(ac.fake, y)
