@@ -24,7 +24,7 @@ COMMANDS = dict( # command: ('module:function' it runs, the first line of that f
     fid=('fastgan_study.cli:fid_command', "FID between two image sets or runs (and KID, precision/recall), with the card of how it was measured."),
     interpolate=('fastgan_study.latent:interpolate', "Write a strip of images interpolated between pairs of latents of a run's generator; returns the PNG's path."),
     explore=('fastgan_study.explore:explore', "Write the figures and numbers of what a trained run's latent space, critic and the domain classifier show; returns the summary."),
-    augment=('fastgan_study.augment:augment', "Train a LeNet on real + generated mixes over a grid of counts, test it on held-out real images; write RUN/augment/ (table, heat map, verdict)."))
+    augment=('fastgan_study.synthetic:augment', "Train a LeNet on real + generated mixes over a grid of counts, test it on held-out real images; write RUN/augment/ (table, heat map, verdict)."))
 
 def load_function(target:str): # 'module:function', e.g. 'fastgan_study.learner:train'
     "The function `target` names, its module imported now."
@@ -204,6 +204,6 @@ def main(argv=None): # arguments after the program name (default: sys.argv[1:])
             import yaml
             say(f"wrote {Path(args['out'] or Path(args['run'])/'explore')}/ (figures and summary.yaml):\n" + yaml.safe_dump(res, sort_keys=False, allow_unicode=True).strip())
         if name == 'augment':
-            from fastgan_study.augment import md_table
-            say(f"{md_table(res)}\n\n{res.attrs['note']}\nwrote {res.attrs['out']}/ (accuracy.csv, accuracy.md, heatmap.png, best.txt)")
+            from fastgan_study.synthetic import accuracy_md
+            say(f"{accuracy_md(res)}\n\n{res.attrs['note']}\nwrote {res.attrs['out']}/ (accuracy.csv, accuracy.md, heatmap.png, best.txt)")
     return 0

@@ -17,7 +17,7 @@ from .domain import domain_classifier
 from .latent import (interpolate, progress_gif, progress_sheet, sample_latents, images_from, class_vector, attribute_effect,
                                   plot_attribute, critic_view, separation, set_summary, plot_critic_scores, plot_histograms,
                                   plot_feature_pca, plot_confidence, confidences, _check_run)
-from .augment import held_out
+from .synthetic import held_out
 from .runs import load_generator, read_config
 
 # %% ../nbs/08b_explore.ipynb #7f6dc280

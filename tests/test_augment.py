@@ -2,7 +2,7 @@
 import shutil
 import pandas as pd, pytest, torch, torch.nn as nn, yaml
 from fastcore.script import anno_parser
-from fastgan_study import augment as A
+from fastgan_study import synthetic as A
 from fastgan_study.core import FastGANError
 from fastgan_study.data import ImageSet, load_images
 from fastgan_study.domain import classifier_accuracy, seeded_lenet

@@ -106,7 +106,7 @@ def test_every_setting_is_a_train_option_and_a_flag():
 
 def test_interpolate_and_augment_commands(tmp_path):
     "After training: `interpolate` writes its strip, `augment` its grid of a conditional run on data with a held-out split."
-    from fastgan_study.augment import save_split
+    from fastgan_study.synthetic import save_split
     save_split(tmp_path/'pool.npz', 'digits', n_test=300)
     r = cli('train', '--data', tmp_path/'pool.npz', '--recipe', 'cdcgan', '--epochs', '1', '--n-features', '8', '--out', tmp_path/'run',
             '--no-progress', '--score', 'none')
