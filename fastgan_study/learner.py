@@ -11,7 +11,7 @@ __all__ = ['SETTINGS', 'RECIPES', 'OPTS', 'SCORE_KINDS', 'RESUME_KEYS', 'LOGGERS
            'default_epochs', 'log_callbacks', 'train']
 
 # %% ../nbs/06_learner.ipynb #11d7df25
-import time, datetime, warnings
+import sys, time, datetime, warnings
 from functools import partial
 from pathlib import Path
 import torch
@@ -144,6 +144,9 @@ class FastGANLearner(FastDispatch, GANLearner):
         for epoch in range(self.epoch, self.n_epoch):
             self.epoch = epoch
             self._with_events(self._do_epoch, 'epoch', CancelEpochException)
+    def gather_args(self):
+        "The config `WandbCallback` logs: none from here (fastai's formatter fails on plain values with fastcore 2.2); `train --log wandb` gives W&B the run's config."
+        return {}
     def lr_find(self, *args, **kwargs):
         raise FastGANError("lr_find does not apply to a GAN: it looks for the steepest fall of one loss, and a GAN alternates a critic's and a "
                            "generator's loss that do not fall as it improves; keep the recipe's lr, or compare rates in a study (studies/lr_optimizer.yaml)")
@@ -379,9 +382,9 @@ def log_callbacks(log:str=None, # tensorboard, wandb, or None
     mod, cls, pkg = LOGGERS[log]
     try: cb = getattr(__import__(mod, fromlist=[cls]), cls)
     except ImportError: raise FastGANError(f"--log {log} needs the {pkg} package: pip install 'fastgan_study[{log}]'") from None
-    if log == 'tensorboard': return [cb(log_dir=Path(out)/'tensorboard', trace_model=False)]
+    if log == 'tensorboard': return [cb(log_dir=Path(out)/'tensorboard', trace_model=False, log_preds=False)]   # no validation set to draw from
     import wandb
-    if wandb.run is None: wandb.init(project='fastgan_study', dir=str(out), name=Path(out).name, config=config, reinit=True)
+    if wandb.run is None: wandb.init(project='fastgan_study', dir=str(out), name=Path(out).name, config=config)
     return [cb(log_preds=False, log_model=False)]
 
 # %% ../nbs/06_learner.ipynb #0287429e
@@ -463,5 +466,8 @@ def train(data='digits', # 'digits', a folder of images, an .npz file, or a fast
     cbs += ([SyncReplicas(seed)] if world > 1 else []) + ([DivergenceGuard()] if onoff(guard) else [])
     if main and not resume: folder.out = run_dir(out, name, force)   # named now: a logger writes into it too
     cbs += log_callbacks(log, folder.out, run_config(learn, data=str(data), classes=classes, seed=seed)) if main and log else []
-    with learn.no_bar(), learn.no_logging(): learn.fit(epochs, cbs=cbs)
+    try:
+        with learn.no_bar(), learn.no_logging(): learn.fit(epochs, cbs=cbs)
+    finally:
+        if main and log == 'wandb': sys.modules['wandb'].finish()    # the run's W&B run ends with it (a study starts one per trial)
     return learn

@@ -37,7 +37,7 @@ def run_dir(out=None, # the run folder (None: a new folder under runs/ named aft
     out = Path(out)
     if out.exists() and not out.is_dir(): raise FastGANError(f"output {out} is a file: choose a folder for --out")
     old = [out/f for f in files if (out/f).exists()]
-    if old and not force: raise FastGANError(f"output folder {out} already holds a run: choose another --out, or pass --force to overwrite it")
+    if old and not force: raise FastGANError(f"output folder {out} already holds a run: choose another --out, pass --force to overwrite it, or --resume to train it further")
     check_writable(out)                         # before anything is removed or trained
     for f in old: shutil.rmtree(f) if f.is_dir() else f.unlink()
     return out
