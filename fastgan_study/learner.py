@@ -6,7 +6,7 @@ Docs: https://fastgan-study.github.io/fastgan_study/learner.html.md"""
 
 # %% auto #0
 __all__ = ['SETTINGS', 'RECIPES', 'OPTS', 'SCORE_KINDS', 'RESUME_KEYS', 'LOGGERS', 'TorchOpt', 'torch_opt', 'gan_splitter',
-           'recipe_settings', 'needs_labels', 'data_options', 'CheckMonitors', 'FastGANLearner', 'gan_learner',
+           'recipe_settings', 'needs_labels', 'data_options', 'CheckCallbacks', 'FastGANLearner', 'gan_learner',
            'tiny_gan_learner', 'score_callback', 'final_scores', 'run_config', 'check_resume', 'RunFolder',
            'default_epochs', 'log_callbacks', 'train']
 
@@ -20,6 +20,8 @@ from fastcore.foundation import L
 from fastai.optimizer import OptimWrapper
 from fastai.callback.core import Callback
 from fastai.callback.tracker import TrackerCallback
+from fastai.learner import Recorder
+from torch.nn.utils.parametrize import is_parametrized
 from fastai.learner import CancelEpochException
 from fastai.torch_core import params
 from fastai.vision.gan import GANLearner, gan_loss_from_func
@@ -115,21 +117,24 @@ def data_options(settings:dict):
     return dict(labels=needs_labels(settings), pixels='unit' if settings.get('gen_out') == 'sigmoid' else 'signed')
 
 # %% ../nbs/06_learner.ipynb #45494285
-class CheckMonitors(Callback):
-    "Refuse, before training, a tracker (`SaveModelCallback`, `EarlyStoppingCallback`, ...) watching a value the recorder does not have."
-    order = TrackerCallback.order - 1
+class CheckCallbacks(Callback):
+    "Refuse, before training, fastai callbacks set up for a validation set a GAN learner does not have: a tracker of `valid_loss`, TensorBoard's model trace and prediction images."
+    order = Recorder.order + 0.5             # once the recorder has named its columns, before the loggers (51) and trackers (60) set up
     def before_fit(self):
         names = list(self.learn.recorder.metric_names[1:])
         for cb in self.learn.cbs:
             if isinstance(cb, TrackerCallback) and cb.monitor not in names:
                 raise FastGANError(f"{type(cb).__name__} monitors '{cb.monitor}', which a GAN learner does not record (it has no validation set): "
                                    f"pass monitor= one of {', '.join(repr(n) for n in names if n != 'time')}, e.g. monitor='gen_loss'")
+            if type(cb).__name__ == 'TensorBoardCallback' and (cb.trace_model or cb.log_preds):
+                raise FastGANError("TensorBoardCallback's defaults trace the model on one input and draw predictions of a validation batch, which a GAN "
+                                   "(two networks, no validation set) has not: use TensorBoardCallback(trace_model=False, log_preds=False)")
 
 class FastGANLearner(FastDispatch, GANLearner):
     "fastai's `GANLearner` with fast event dispatch, device-side losses, both losses in the fit table, resumable epochs and `sample`."
     def __init__(self, dls, generator, critic, gen_loss_func, crit_loss_func, **kwargs):
         super().__init__(dls, generator, critic, gen_loss_func, crit_loss_func, **kwargs)
-        lazy_losses(self).add_cbs([GANMetrics(), CheckMonitors()])
+        lazy_losses(self).add_cbs([GANMetrics(), CheckCallbacks()])
     @classmethod
     def from_learners(cls, gen_learn, crit_learn, switcher=None, weights_gen=None, **kwargs):
         "fastai's `GANLearner.from_learners`, building this class (fastai's is bound to `GANLearner` itself, whatever class calls it)."
@@ -147,6 +152,12 @@ class FastGANLearner(FastDispatch, GANLearner):
     def gather_args(self):
         "The config `WandbCallback` logs: none from here (fastai's formatter fails on plain values with fastcore 2.2); `train --log wandb` gives W&B the run's config."
         return {}
+    def export(self, fname='export.pkl', **kwargs):
+        "fastai's `export`, refused in one line for networks PyTorch cannot pickle (spectral norm's parametrizations)."
+        if any(is_parametrized(m) for m in self.model.modules()):
+            raise FastGANError("export pickles the learner, and PyTorch cannot pickle these spectrally normalised (parametrized) layers: keep the "
+                               "weights with learn.save(name), or train with RunFolder and load its model.pth (runs.load_generator)")
+        return super().export(fname, **kwargs)
     def lr_find(self, *args, **kwargs):
         raise FastGANError("lr_find does not apply to a GAN: it looks for the steepest fall of one loss, and a GAN alternates a critic's and a "
                            "generator's loss that do not fall as it improves; keep the recipe's lr, or compare rates in a study (studies/lr_optimizer.yaml)")

@@ -481,7 +481,7 @@ class _LastValue(Metric):
 
 class ScoreCallback(Callback):
     "Measure `scores` of the generator every `every` epochs on `n` fixed-noise samples, into `metrics.csv` and the recorder."
-    order = 40                                          # before the recorder reads its metrics (50)
+    order = 40                                          # before the recorder reads its metrics (50) at the end of training
     def __init__(self, real, scores=('fid',), extractor:FeatureExtractor=None, every:int=1, n:int=1000, seed:int=0,
                  allow_few:bool=False, prefix:str='', names=None):   # names: the columns (default prefix + score)
         store_attr(); self.scores = [scores] if isinstance(scores, str) else list(scores); self.rows, self.current = [], {}
@@ -493,7 +493,7 @@ class ScoreCallback(Callback):
         have = {getattr(m, 'name', None) for m in self.learn.metrics}
         self.learn.metrics = list(self.learn.metrics) + [_LastValue(self, n) for n in self.names if n not in have]
     def before_epoch(self): self.current = {}
-    def after_validate(self):
+    def after_train(self):                                # after GANMetrics has timed the epoch's training, before the recorder logs it
         e = self.epoch + 1
         if e % self.every and e != self.n_epoch: return
         res = measure(self.real, self.learn.model.generator if not hasattr(self.learn.dls, 'noise') else self.learn, scores=self.scores,

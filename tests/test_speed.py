@@ -5,19 +5,20 @@ import fastai.learner, fastai.vision.gan, fastai.torch_core, fastai.callback.cor
 from rich.console import Console
 from conftest import cli, TINY
 from fastgan_study.speed import host_reads
-import fastgan_study.callbacks, fastgan_study.speed, fastgan_study.losses, fastgan_study.learner as L
+import fastgan_study.callbacks, fastgan_study.speed, fastgan_study.losses, fastgan_study.runs, fastgan_study.learner as L
 from fastgan_study.core import set_seed, load_yaml
 from fastgan_study.data import gan_dls
-from fastgan_study.callbacks import GANMetrics, SampleGrids, RichProgress, DivergenceGuard
+from fastgan_study.callbacks import RichProgress, DivergenceGuard
+from fastgan_study.runs import load_run
 
 MODULES = (fastai.learner, fastai.vision.gan, fastai.torch_core, fastai.callback.core,
-           fastgan_study.callbacks, fastgan_study.speed, fastgan_study.losses, L)
+           fastgan_study.callbacks, fastgan_study.speed, fastgan_study.losses, fastgan_study.runs, L)
 
 def reads_in_fit(tmp_path, epochs, **kw):
-    "Host reads made by fastai's and our code while a learner with every run callback fits all 1,797 digits in batches of 8."
+    "Host reads made by fastai's and our code while a learner writing a run folder (`RunFolder`) fits all 1,797 digits in batches of 8."
     set_seed(0)
     learn = L.gan_learner(gan_dls('digits', size=16, bs=8, device='cpu'), n_features=8, **kw)
-    learn.add_cbs([GANMetrics(tmp_path/'m.csv'), SampleGrids(tmp_path/'s', n=8), L.Checkpoint(tmp_path/'model.pth', {}),
+    learn.add_cbs([L.RunFolder(tmp_path/'run', score='none', report=False, n_samples=8),
                    RichProgress(Console(file=io.StringIO()), refresh=3600), DivergenceGuard()])   # the bar reads its losses each refresh: here once
     with host_reads(*MODULES) as calls, learn.no_bar(), learn.no_logging(): learn.fit(epochs)
     return calls, len(learn.dls.train)
@@ -36,7 +37,7 @@ def test_precision_modes_train_through_the_cli(tmp_path, recipe, flags):
     assert r.returncode == 0, r.stderr[-3000:]
     c = load_yaml(tmp_path/'run'/'config.yaml')
     assert c['precision'] == flags[1] and c['channels_last'] == ('on' in flags) and c['status'] == 'done'
-    rows = L.load_run(tmp_path/'run').gan_metrics.rows
+    rows = load_run(tmp_path/'run').rows
     assert all(math.isfinite(r['gen_loss']) and math.isfinite(r['crit_loss']) for r in rows)
 
 def test_unknown_precision_is_one_line(tmp_path):
