@@ -23,7 +23,7 @@ from fastai.data.external import URLs, untar_data
 from fastai.vision.gan import InvisibleTensor
 from fastai.vision.data import get_grid
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
-from .core import FastGANError, check_choice, atomic_write
+from .core import FastGANError, check_choice, atomic_write, to_signed
 
 # %% ../nbs/01_data.ipynb #b709e7e8
 class ImageSet:
@@ -299,7 +299,7 @@ class Noise:
 class ToSigned(Transform):
     "uint8 images in [0, 255] ↔ float images in [-1, 1]."
     order = 99
-    def encodes(self, x:TensorImage): return x.float() / 127.5 - 1
+    def encodes(self, x:TensorImage): return to_signed(x)
     def decodes(self, x:TensorImage): return ((x + 1) / 2).clamp(0, 1)
 
 class ToUnit(Transform):
