@@ -8,7 +8,7 @@ Docs: https://fastgan-study.github.io/fastgan_study/learner.html.md"""
 __all__ = ['SETTINGS', 'RECIPES', 'OPTS', 'SCORE_KINDS', 'RESUME_KEYS', 'LOGGERS', 'TorchOpt', 'torch_opt', 'gan_splitter',
            'recipe_settings', 'needs_labels', 'data_options', 'CheckCallbacks', 'FastGANLearner', 'gan_learner',
            'tiny_gan_learner', 'score_callback', 'final_scores', 'run_config', 'check_resume', 'RunFolder',
-           'default_epochs', 'log_callbacks', 'train']
+           'default_epochs', 'run_learner', 'log_callbacks', 'train']
 
 # %% ../nbs/06_learner.ipynb #11d7df25
 import sys, time, datetime, warnings
@@ -370,16 +370,29 @@ def _shard(dls, rank:int, world:int, bs:int):
         raise FastGANError(f"{dls.images.source} has {len(dls.images)} images, too few for a batch of {bs} in each of {world} processes: "
                            f"use bs ≤ {len(dls.images) // world} (--bs is per process)")
 
+def run_learner(run): # a run folder written by `train` or `RunFolder`
+    "A run folder back as a `FastGANLearner` on the CPU: its data, trained networks (and moving average), `gan_metrics.rows`, scores and status."
+    r, state = load_run(run), load_checkpoint(run)
+    c, s = r.config, {k: r.config[k] for k in SETTINGS if k in r.config}
+    dls = gan_dls(c['data'], size=c['size'], bs=c['bs'], nz=c['nz'], noise=c['noise'], n_channels=c['n_channels'], classes=c['classes'],
+                  device='cpu', **data_options(s))
+    learn = gan_learner(dls, c['recipe'], n_features=c['n_features'], **s)
+    learn.model.generator.load_state_dict(state['generator']); learn.model.critic.load_state_dict(state['critic'])
+    if state.get('generator_ema') is not None:   # the moving average, as `GeneratorEMA` keeps it
+        learn.generator_ema = GeneratorEMA.frozen_copy(learn.model.generator); learn.generator_ema.load_state_dict(state['generator_ema'])
+    learn.gan_metrics.rows, learn.path, learn.config, learn.diverged, learn.scores = r.rows, r.path, c, r.diverged, r.scores
+    return learn
+
 def _train_processes(args:dict, # `train`'s arguments
                      name:str): # the run folder's name when --out is not given
-    "`train(**args)` in `args['gpus']` processes (`distributed.launch`); returns the run, from its folder (`runs.load_run`)."
+    "`train(**args)` in `args['gpus']` processes (`distributed.launch`); returns the run's learner, from its folder (`run_learner`)."
     n, dev = args['gpus'], args['device']
     gpu = torch.cuda.is_available() if dev is None else str(dev).startswith('cuda')
     if not gpu and dev not in (None, 'cpu'): raise FastGANError(f"--gpus runs on CUDA GPUs or CPU processes, not on {dev}")
     if gpu and torch.cuda.device_count() < n: raise FastGANError(f"--gpus {n} needs {n} GPUs; this machine has {torch.cuda.device_count()}")
     out = Path(args['out']) if args['resume'] else run_dir(args['out'], name=name, force=args['force'])
     launch(train, n, **dict(args, out=str(out), force=False, device='cuda' if gpu else 'cpu'))
-    return load_run(out)
+    return run_learner(out)
 
 LOGGERS = dict(tensorboard=('fastai.callback.tensorboard', 'TensorBoardCallback', 'tensorboard'),
                wandb=('fastai.callback.wandb', 'WandbCallback', 'wandb'))

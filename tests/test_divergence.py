@@ -109,7 +109,9 @@ def test_healthy_run_is_untouched():
 def test_one_host_read_per_check(check_every, reads_per_epoch):
     with host_reads(callbacks) as calls: learn = fit([DivergenceGuard(check_every=check_every)], epochs=2)
     assert learn.diverged is None
-    assert calls == [('check', 'tolist')] * 2 * reads_per_epoch
+    guard = [c for c in calls if c[0] == 'check']
+    assert guard == [('check', 'tolist')] * 2 * reads_per_epoch
+    assert len(calls) - len(guard) <= 2 * 2                               # the rest: GANMetrics' two means per epoch
 
 def test_refuses_a_zero_interval():
     with pytest.raises(FastGANError, match='at least 1'): DivergenceGuard(check_every=0)
