@@ -7,7 +7,7 @@ Docs: https://fastgan-study.github.io/fastgan_study/learner.html.md"""
 # %% auto #0
 __all__ = ['SETTINGS', 'RECIPES', 'OPTS', 'SCORE_KINDS', 'RESUME_KEYS', 'LOGGERS', 'TorchOpt', 'torch_opt', 'gan_splitter',
            'recipe_settings', 'needs_labels', 'data_options', 'CheckCallbacks', 'FastGANLearner', 'gan_learner',
-           'tiny_gan_learner', 'score_callback', 'final_scores', 'run_config', 'check_resume', 'RunFolder',
+           'tiny_gan_learner', 'score_callback', 'final_scores', 'run_name', 'run_config', 'check_resume', 'RunFolder',
            'default_epochs', 'run_learner', 'log_callbacks', 'train']
 
 # %% ../nbs/06_learner.ipynb #11d7df25
@@ -239,6 +239,10 @@ def final_scores(learn, # a trained GANLearner from `gan_learner`
 # %% ../nbs/06_learner.ipynb #715dffc8
 SCORE_KINDS = ('auto', 'domain', 'fid', 'kid', 'none')
 
+def run_name(recipe:str, data, size:int):
+    "The name of a new run's folder under runs/: recipe, data and size, e.g. dcgan-digits-16px."
+    return f"{recipe}-{Path(str(data)).stem}-{size}px"
+
 def run_config(learn, # a learner from `gan_learner`
                **known): # what the learner cannot tell: data (as typed), classes, epochs, seed, n_samples, score, score_every
     "Every setting of a fit as plain data, in config.yaml's order."
@@ -299,7 +303,7 @@ def open(self:RunFolder):
     every = [cb.every for cb in self.learn.cbs if isinstance(cb, ScoreCallback)]
     self.config = c = run_config(self.learn, epochs=self.n_epoch, seed=self.seed, n_samples=self.n_samples, score=self.score,
                                  score_every=every[0] if every else 0, **self.known)
-    name = f"{c['recipe']}-{Path(c['data']).stem}-{c['size']}px"
+    name = run_name(c['recipe'], c['data'], c['size'])
     state, old = check_resume(Path(self.out), c) if self.resume else (None, {})
     self.out, self.t0, self.finished = Path(self.out) if self.resume else run_dir(self.out, name, self.force), time.perf_counter(), False
     self.learn.path, self.learn.scores, self.learn.diverged = self.out, {}, None
@@ -476,7 +480,7 @@ def train(data='digits', # 'digits', a folder of images, an .npz file, or a fast
     epochs = default_epochs(settings) if epochs is None else epochs
     _check_train_args(epochs, bs, n_samples, checkpoint_every, gpus)
     if log is not None: check_choice(log, LOGGERS, 'logger')
-    name, (rank, world, _) = f"{settings['recipe']}-{Path(str(data)).stem}-{size}px", dist_env()
+    name, (rank, world, _) = run_name(settings['recipe'], data, size), dist_env()
     classes = classes.split(',') if isinstance(classes, str) else classes
     folder = RunFolder(out, resume, force, score, seed, n_samples, checkpoint_every, report, data=str(data), classes=classes)   # checks its options
     if gpus > 1 and world == 1: return _train_processes(args, name)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 import matplotlib; matplotlib.use('Agg')
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 from fastcore.basics import store_attr
 from fastai.callback.core import Callback
 from torchvision.utils import make_grid
@@ -116,6 +117,7 @@ def plot_losses(rows:list, # `GANMetrics.rows`, or metrics.csv's records
     ax.plot(ep, [r['crit_loss'] for r in rows], 'o-', ms=3, label='critic' + (' (−Wasserstein estimate)' if loss in ('wgan', 'wgan-gp') else ''))
     if loss == 'bce': ax.axhline(2 * 0.6931, color='grey', lw=0.8, ls=':', label='critic at chance (2 ln 2)')
     ax.set(xlabel='epoch', ylabel='loss (mean over the epoch)', title='Training losses')
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))          # whole epochs, also for a two-epoch run
     ax.grid(alpha=0.3); ax.legend(); fig.tight_layout()
     return save_fig(fig, fname)
 
