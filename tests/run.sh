@@ -12,22 +12,11 @@ nbdev-export
 diff -r -x __pycache__ "$snap/nbs" nbs && diff -r -x __pycache__ "$snap/fastgan_study" fastgan_study \
   || fail "nbdev-clean/nbdev-export changed files above: run them, then commit"
 
-echo "== docs processing (show_doc and directives, as nbdev-docs runs them; Quarto itself is not needed here)"
-python - <<'PY'
-import sys, io, contextlib, shutil
-from nbdev.serve import proc_nbs
-buf = io.StringIO()
-with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf): cache = proc_nbs(n_workers=0, force=True)
-out = buf.getvalue()
-shutil.rmtree(cache, ignore_errors=True)
-if 'Traceback' in out or 'Error' in out: print(out); sys.exit('docs processing failed')
-print('docs processing ok')
-PY
+echo "== docs (nbdev's docs processing, show_doc entries, titles, images, links, sidebar: tests/check_docs.py; Quarto is not needed)"
+python tests/check_docs.py
 
-echo "== nbdev-test"
-out=$(nbdev-test 2>&1) || { echo "$out"; fail "nbdev-test failed"; }
-echo "$out" | tail -3
-echo "$out" | grep -q "No files were eligible" && fail "nbdev-test found no notebooks to test"
+echo "== notebooks (nbdev-test's run, one process per notebook, and their stored outputs current: tests/nb_outputs.py)"
+python tests/nb_outputs.py check
 
 echo "== pytest"
 python -m pytest -q -p no:cacheprovider tests
