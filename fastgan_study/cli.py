@@ -121,7 +121,8 @@ def study_lines(res, # the results table `run_study` returns
     score = summ.score.iloc[0]; s = summ[summ.score == score]
     lines.append(f"{score} ({s.better.iloc[0]} is better; each trial's final value, mean ± std over seeds):")
     for r in s.itertuples():
-        test = f"  vs {r.vs}: p = {r.p_holm:.3g} (Holm), {r.verdict}" if isinstance(r.vs, str) and r.vs and r.p_holm == r.p_holm else ''
+        said = next((x for x in (r.verdict, getattr(r, 'verdict_note', '')) if isinstance(x, str) and x), '')   # the verdict, or why none
+        test = f"  vs {r.vs}: p = {r.p_holm:.3g} (Holm), {said}" if isinstance(r.vs, str) and r.vs and r.p_holm == r.p_holm else ''
         lines.append(f"  {r.cell:<40} {r.mean:10.4g} ± {r.std:.3g}  (n {r.n}){test}")
     return lines + [f"failed: {r.trial}: {r.error}" for r in res[res.status == 'failed'].itertuples()]
 

@@ -7,7 +7,7 @@ Docs: https://fastgan-study.github.io/fastgan_study/core.html.md"""
 # %% auto #0
 __all__ = ['FastGANError', 'one_line', 'check_choice', 'onoff', 'floats', 'set_seed', 'to_signed', 'signed_to_uint8',
            'device_name', 'versions', 'atomic_write', 'save_yaml', 'load_yaml', 'save_fig', 'fmt_number',
-           'load_weights', 'check_writable', 'inside']
+           'load_weights', 'check_writable', 'inside', 'cache_dir']
 
 # %% ../nbs/00_core.ipynb #23c10f97
 import difflib, os, pickle, platform, shutil, tempfile, zipfile
@@ -168,3 +168,8 @@ def inside(root, # the output folder
     root = Path(root).resolve(); p = (root/name).resolve()
     if p != root and root not in p.parents: raise FastGANError(f"{name!r} would write outside {root}: use a plain name without '..' or '/' at the start")
     return p
+
+# %% ../nbs/00_core.ipynb #de42f467
+def cache_dir():
+    "The folder for work done once and reused (features, domain classifiers, reference scores): `$FASTGAN_STUDY_CACHE`, else ~/.cache/fastgan_study."
+    return Path(os.environ.get('FASTGAN_STUDY_CACHE', Path.home()/'.cache'/'fastgan_study'))

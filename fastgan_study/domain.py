@@ -13,10 +13,10 @@ import hashlib, math, time, warnings
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import store_attr
-from .core import FastGANError, to_signed
+from .core import FastGANError, to_signed, cache_dir
 from .data import ImageSet, load_images, resize_images, set_channels
 from .runs import Score
-from .metrics import FeatureExtractor, as_images, cache_dir, cache_key, cached_tensor, fid_from_features, inception_score, _is_generator, generator_classes
+from .metrics import FeatureExtractor, as_images, cache_key, cached_tensor, fid_from_features, inception_score, _is_generator, generator_classes
 
 # %% ../nbs/05a_domain.ipynb #c218b08b
 ARCH = 'lenet-v1'   # bump when LeNet or its training changes: cached classifiers of an older version are not reused
@@ -111,7 +111,7 @@ def domain_classifier(data='digits', # a labelled `ImageSet`, or a source `load_
                       steps:int=None, # Adam steps (None: 10 epochs, at least 300 and at most 1,000)
                       bs:int=64, lr:float=3e-3,
                       valid_pct:float=0.1, # share of the images held out to measure accuracy
-                      cache:bool=True): # load and keep the weights in `metrics.cache_dir()`
+                      cache:bool=True): # load and keep the weights in `core.cache_dir()`
     "A `DomainClassifier` trained on labelled real images, or loaded from the cache when it was trained before."
     if not isinstance(data, ImageSet): data = load_images(data, size=size or 16, n_channels=n_channels, split=split)
     x = set_channels(resize_images(data.images, size or data.images.shape[-1]), n_channels)

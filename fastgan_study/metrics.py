@@ -8,7 +8,7 @@ Docs: https://fastgan-study.github.io/fastgan_study/metrics.html.md"""
 __all__ = ['INCEPTION_BYTES', 'GEN_MAPS', 'SAMPLE_BS', 'FID_WEIGHTS', 'FID_WEIGHTS_URL', 'WEIGHTS_ENV', 'DIMS_BLOCK', 'SCORES',
            'feature_stats', 'frechet_distance', 'check_sample_count', 'fid_from_features', 'mmd2_unbiased', 'kid',
            'inception_score', 'precision_recall', 'auto_batch_size', 'sample_images', 'generator_classes', 'as_images',
-           'cache_dir', 'cache_key', 'cached_tensor', 'FeatureExtractor', 'hub_weights_path', 'find_inception_weights',
+           'cache_key', 'cached_tensor', 'FeatureExtractor', 'hub_weights_path', 'find_inception_weights',
            'load_inception_state_dict', 'inception_hash', 'InceptionFeatures', 'real_features', 'measure', 'fid',
            'fid_reliability', 'fid_infinity', 'ScoreCallback']
 
@@ -206,10 +206,6 @@ def _batch_images(dl, b):
     return x.cpu() if x.dtype == torch.uint8 else _float_to_uint8(x.float().cpu())
 
 # %% ../nbs/05_metrics.ipynb #d9ab1232
-def cache_dir():
-    "The folder for cached features and domain classifiers."
-    return Path(os.environ.get('FASTGAN_STUDY_CACHE', Path.home()/'.cache'/'fastgan_study'))
-
 def cache_key(**key):
     "A short stable hash of `key` (plain data)."
     return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -6,10 +6,10 @@ Docs: https://fastgan-study.github.io/fastgan_study/study.html.md"""
 
 # %% auto #0
 __all__ = ['STUDY_KEYS', 'TRAIN_PARAMS', 'SCORE_KINDS', 'STUDY_AXES', 'LOWER_IS_BETTER', 'RESULT_COLUMNS', 'SAME_STUDY',
-           'ENGINES', 'key_lines', 'StudyChecker', 'parse_study', 'cells', 'trials', 'check_study', 'better',
-           'run_trial', 'mean_ci', 'p_value', 'holm', 'base_values', 'base_cell', 'results_table',
-           'final_score_columns', 'compare_cells', 'summarise', 'load_study', 'trial_status', 'write_tables',
-           'run_study']
+           'REFERENCE_COLUMNS', 'ENGINES', 'key_lines', 'StudyChecker', 'parse_study', 'cells', 'trials', 'check_study',
+           'better', 'run_trial', 'mean_ci', 'p_value', 'holm', 'base_values', 'base_cell', 'results_table',
+           'final_score_columns', 'too_few_seeds', 'compare_cells', 'compared_cell', 'summarise', 'load_study',
+           'trial_status', 'references_table', 'write_tables', 'run_study']
 
 # %% ../nbs/10_study.ipynb #00f453ea
 import os, re, sys, time, math, fcntl, inspect, itertools, warnings, multiprocessing
@@ -19,13 +19,14 @@ from pathlib import Path
 import numpy as np, pandas as pd, yaml, torch
 from scipy import stats
 from .core import FastGANError, atomic_write, save_yaml, load_yaml, onoff, floats, inside, check_writable, one_line
-from .learner import train, final_scores, recipe_settings, data_options, SETTINGS, gan_learner
-from .runs import read_config, read_metrics, write_scores
+from .learner import train, final_scores, reference_scores, recipe_settings, data_options, SETTINGS, gan_learner
+from .runs import read_config, read_metrics, read_scores, write_scores, read_references, write_references, card_text
 from .data import gan_dls, URL_NAMES
 from .report import write_report
 
 # %% ../nbs/10_study.ipynb #7289e0c4
-STUDY_KEYS = dict(name='study', base={}, grid={}, ablate={}, seeds=[0], scores=['auto'], n_score=None, compare='base', test='welch', alpha=0.05)
+STUDY_KEYS = dict(name='study', base={}, grid={}, ablate={}, seeds=[0], scores=['auto'], n_score=None, compare='base', test='welch', alpha=0.05,
+                  min_seeds=3)
 TRAIN_PARAMS = {k: p for k, p in inspect.signature(train).parameters.items()
                 if k not in ('out', 'force', 'resume', 'progress', 'seed', 'score', 'report')}   # the study sets these itself
 SCORE_KINDS = ('auto', 'domain', 'fid', 'kid')
@@ -113,6 +114,8 @@ def parse_study(d:dict, # the YAML data
     if s['test'] not in ('welch', 'permutation'): raise st.error(f"test must be welch or permutation, got {s['test']!r}", 'test')
     try: s['alpha'] = float(s['alpha']); assert 0 < s['alpha'] < 1
     except (TypeError, ValueError, AssertionError): raise st.error(f"alpha must be a number in (0, 1), got {s['alpha']!r}", 'alpha') from None
+    if isinstance(s['min_seeds'], bool) or not isinstance(s['min_seeds'], int) or s['min_seeds'] < 2:
+        raise st.error(f"min_seeds must be a whole number of at least 2 (the seeds a cell needs for a verdict), got {s['min_seeds']!r}", 'min_seeds')
     s['name'] = str(s['name'])
     s['axes'] = list(dict.fromkeys([*s['grid'], *s['ablate']]))
     return s
@@ -230,8 +233,12 @@ def run_trial(kwargs:dict, # train's keywords, seed included
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
             learn = train(**kwargs, out=str(folder), resume=resume, force=not resume, progress=False, score='none', report=False)
-            measured = {k: v for kind in (scores if not learn.diverged else ()) for k, v in final_scores(learn, kind, seed=kwargs['seed'], n=n_score).items()}
+            measured, refs = {}, {}
+            for kind in (scores if not learn.diverged else ()):
+                got = final_scores(learn, kind, seed=kwargs['seed'], n=n_score); measured.update(got)
+                for label, r in reference_scores(learn, got, kind, seed=kwargs['seed'], n=n_score).items(): refs.setdefault(label, {}).update(r)
         if measured: write_scores(measured, folder)
+        if refs: write_references(refs, folder)
         rec.update(_compute(folder), scores={k: float(v.value) for k, v in measured.items()}, status='diverged' if learn.diverged else 'done',
                    error=f"diverged at {learn.diverged['message']}" if learn.diverged else '')
     except Exception as e: rec['error'] = one_line(e)
@@ -324,29 +331,40 @@ def _values(results, cell, score):
     x = done[score].astype(float).values if len(done) and score in done else np.array([])
     return x[~np.isnan(x)]
 
+def too_few_seeds(na:int, nb:int, # the seeds of the two cells compared
+                  need:int=3): # the study's min_seeds
+    "Why two cells of `na` and `nb` seeds get no verdict ('' when both have `need` or more)."
+    if min(na, nb) >= need: return ''
+    seeds = f"{na} seed{'s' * (na != 1)} per cell" if na == nb else f"{na} and {nb} seeds"
+    return f"no verdict: {seeds}, at least {need} needed"
+
 def compare_cells(results:pd.DataFrame, # from `results_table` (or results.csv)
                   a:str, b:str, # two cells' names
                   score:str, # a score column, e.g. domain_fd
                   test:str='welch', # welch or permutation
-                  alpha:float=0.05):
-    "Is cell `a` better than cell `b` on `score`, over their seeds? A dict with the means, difference, p-value, verdict and a sentence."
+                  alpha:float=0.05,
+                  min_seeds:int=3): # fewer seeds in either cell: no verdict
+    "Is cell `a` better than cell `b` on `score`, over their seeds? A dict with the means, difference, p-value, verdict (or why none) and a sentence."
     x, y = _values(results, a, score), _values(results, b, score)
     for c, v in ((a, x), (b, y)):
         if not len(v): raise FastGANError(f"no finished trial of cell '{c}': choose among {', '.join(dict.fromkeys(results.cell))}")
-    d, p, direction = x.mean() - y.mean(), p_value(x, y, test), better(score)
-    v = _verdict(d, p, direction, alpha)
-    verb = {'better': 'beats', 'worse': 'is worse than', 'no difference': 'does not differ from', '': 'cannot be tested against'}[v]
-    return dict(a=a, b=b, score=score, mean_a=x.mean(), mean_b=y.mean(), diff=d, p=p, verdict=v,
+    d, p, direction, why = x.mean() - y.mean(), p_value(x, y, test), better(score), too_few_seeds(len(x), len(y), min_seeds)
+    v = '' if why else _verdict(d, p, direction, alpha)
+    verb = 'is not judged against' if why else {'better': 'beats', 'worse': 'is worse than', 'no difference': 'does not differ from', '': 'cannot be tested against'}[v]
+    return dict(a=a, b=b, score=score, mean_a=x.mean(), mean_b=y.mean(), diff=d, p=p, verdict=v, verdict_note=why,
                 sentence=f"{a} {verb} {b} on {score} ({direction} is better: {x.mean():.4g} vs {y.mean():.4g}, {test} p = {p:.3g}, "
-                         f"{len(x)} and {len(y)} seeds)")
+                         f"{len(x)} and {len(y)} seeds{'; ' + why if why else ''})")
 
 # %% ../nbs/10_study.ipynb #02aa69d4
+def compared_cell(study:dict): # from `parse_study`
+    "The cell every other is tested against: the base cell, the cell `compare` names, or None (compare: none)."
+    vs = study['compare']
+    return base_cell(study) if vs == 'base' else None if vs in ('none', None) else vs
+
 def summarise(results:pd.DataFrame, # from `results_table`
               study:dict):
-    "One row per cell and score: n, mean ± std, relative std, 95% CI, and the test against the base (or `compare`) cell."
-    vs = study['compare']
-    vs = base_cell(study) if vs == 'base' else None if vs in ('none', None) else vs
-    rows = []
+    "One row per cell and score: n, mean ± std, relative std, 95% CI, and the test against the base (or `compare`) cell: a verdict, or why none."
+    vs, need, rows = compared_cell(study), study.get('min_seeds', STUDY_KEYS['min_seeds']), []
     for score in final_score_columns(results, study):
         block = []
         for cell, _ in cells(study):
@@ -358,12 +376,12 @@ def summarise(results:pd.DataFrame, # from `results_table`
             r = dict(cell=cell, **{k: first[k] for k in study['axes']}, score=score, better=better(score), n=len(x),
                      n_diverged=int((fates == 'diverged').sum()), n_failed=int((fates == 'failed').sum()), mean=m, std=sd,
                      rel_std=sd / abs(m) if m else math.nan, ci_low=lo, ci_high=hi, vs='', diff=math.nan, p=math.nan, p_holm=math.nan,
-                     verdict='', selection='final')
+                     verdict='', verdict_note='', selection='final')
             y = _values(results, vs, score) if vs and cell != vs else []
-            if len(y): r.update(vs=vs, diff=m - y.mean(), p=p_value(x, y, study['test']))
+            if len(y): r.update(vs=vs, diff=m - y.mean(), p=p_value(x, y, study['test']), verdict_note=too_few_seeds(len(x), len(y), need))
             block.append(r)
         for r, pa in zip(block, holm([r['p'] for r in block])):
-            r.update(p_holm=pa, verdict=_verdict(r['diff'], pa, r['better'], study['alpha']))
+            r.update(p_holm=pa, verdict='' if r['verdict_note'] else _verdict(r['diff'], pa, r['better'], study['alpha']))
         rows += block
     return pd.DataFrame(rows)
 
@@ -411,10 +429,29 @@ def trial_status(study:dict, out):
         rows.append(dict(trial=t['trial'], cell=t['cell'], seed=t['seed'], state=state))
     return pd.DataFrame(rows)
 
+REFERENCE_COLUMNS = ('reference', 'cell', 'score', 'n', 'mean', 'std', 'note')
+
+def references_table(study:dict, # from `parse_study`
+                     results:pd.DataFrame, # from `results_table`
+                     out): # the study folder
+    "Each reference's scores (`runs.REFERENCES`) over the seeds of one cell (the compared one, else the first finished), with how their cards differ from the trials'."
+    done = results[results.status == 'done'] if len(results) else results
+    if not len(done): return pd.DataFrame(columns=REFERENCE_COLUMNS)
+    cell = compared_cell(study) if compared_cell(study) in set(done.cell) else done.cell.iloc[0]
+    vals, notes = {}, {}
+    for t in done.trial[done.cell == cell]:
+        run = inside(Path(out)/'trials', t); own = read_scores(run)
+        for label, ss in read_references(run).items():
+            for name, s in ((n, s) for n, s in ss.items() if n in own):     # a score the trials lack (real images' class accuracy) has no table
+                vals.setdefault((label, name), []).append(float(s.value))
+                notes[label, name] = card_text({k: v for k, v in s.card.items() if own[name].card.get(k) != v})
+    return pd.DataFrame([dict(reference=l, cell=cell, score=n, n=len(v), mean=np.mean(v), std=np.std(v, ddof=1) if len(v) > 1 else math.nan,
+                              note=notes[l, n]) for (l, n), v in vals.items()], columns=REFERENCE_COLUMNS)
+
 def write_tables(study:dict, out):
-    "Rewrite `results.csv` and `summary.csv` from the finished trials; returns (results, summary)."
+    "Rewrite `results.csv`, `summary.csv` and `references.csv` from the finished trials; returns (results, summary)."
     res = results_table(study, out); summ = summarise(res, study)
-    for df, name in ((res, 'results.csv'), (summ, 'summary.csv')):
+    for df, name in ((res, 'results.csv'), (summ, 'summary.csv'), (references_table(study, res, out), 'references.csv')):
         atomic_write(Path(out)/name, lambda p, df=df: df.to_csv(p, index=False))
     return res, summ
 

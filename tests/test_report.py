@@ -4,8 +4,9 @@ import numpy as np, pandas as pd, pytest
 from PIL import Image
 from fastgan_study.core import FastGANError, load_yaml, save_yaml
 from fastgan_study.learner import train
-from fastgan_study.report import write_report, mean_std
-from fastgan_study.runs import read_metrics, read_scores
+from fastgan_study.report import write_report, mean_std, strip_epochs
+from fastgan_study.runs import read_metrics, read_scores, read_references
+from fastgan_study.study import references_table
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 AXES = ['lr']
@@ -53,6 +54,7 @@ def make_study(folder, trials, names=None):
     rows = [trial_row(folder, n, n.split('-')[0], int(n[-1]), lr=n.split('-')[0][3:]) for n in names]
     results = pd.DataFrame(rows)
     results.to_csv(folder/'results.csv', index=False)
+    references_table(dict(compare='lr=0.0002'), results, folder).to_csv(folder/'references.csv', index=False)   # as the study module writes it
     study_yaml(folder, 'learning rate', dict(lr=[0.0002, 0.002]))
     return results
 
@@ -73,10 +75,42 @@ def test_run_report(trials, tmp_path):
     page, md = write_report(run).read_text(), (run/'report.md').read_text()
     fd = read_scores(run)['domain_fd']
     assert f'<td>{mean_std(fd.value, fd.std)}</td>' in page and 'extractor lenet-digits' in page
-    assert len(images(page)) == 3 and all(s.startswith('data:image/png;base64,') for s in images(page))
+    assert len(images(page)) == 4 and all(s.startswith('data:image/png;base64,') for s in images(page))   # final grid, strip, losses, score curves
     for s in images(page): Image.open(io.BytesIO(base64.b64decode(s.split(',', 1)[1]))).verify()      # real PNGs
     assert '<details><summary>config.yaml' in page and 'lr: 0.0002' in page
     assert md.startswith('# Run run') and '| dcgan | digits (361 images, 16×16, classes 1, 7) | done | 2 of 2 |' in md
+    assert 'Warnings' not in page and 'The fixed-noise grid before training and after every epoch' in page
+
+def test_run_scores_beside_their_references(trials, tmp_path):
+    "The issue's must-show: the closing scores table has a reference row per reference, measured the same way; the card is said once."
+    run = shutil.copytree(trials/'lr=0.0002-seed=0', tmp_path/'run')
+    page, md = write_report(run).read_text(), (run/'report.md').read_text()
+    scores, refs = read_scores(run), read_references(run)
+    assert md.count('Measured: extractor lenet-digits') == 1 and 'modes: also min_share 0.5000.' in md      # once, not per row
+    rows = [l for l in md.splitlines() if l.startswith('| ') and ('this run' in l or '*' in l)]
+    assert [r.split(' | ')[0] for r in rows] == ['| this run', '| *untrained generator*', '| *real vs real* (with real_count 181, fake_count 180)']
+    for label, r in (('this run', scores), *refs.items()):
+        line = next(l for l in rows if label in l)
+        assert all(mean_std(r[k].value, r[k].std) in line for k in scores), (label, line)
+    assert refs['real vs real']['domain_fd'].value < scores['domain_fd'].value
+    assert '<th class=ref>untrained generator</th>' in page and 'what no learning gives' in page
+
+def test_old_run_without_references_warnings_or_grids_still_reports(trials, tmp_path):
+    run = shutil.copytree(trials/'lr=0.0002-seed=0', tmp_path/'old')
+    (run/'references.yaml').unlink(); shutil.rmtree(run/'samples'); (run/'samples').mkdir()
+    page = write_report(run).read_text()
+    fd = read_scores(run)['domain_fd']
+    assert f'<td>{mean_std(fd.value, fd.std)}</td>' in page and 'real vs real' not in page and 'Warnings' not in page
+    assert len(images(page)) == 2 and 'No final sample grid yet' in page                 # losses and score curves
+
+def test_strip_frames():
+    "Every k-th epoch, at most eight frames, the last always in."
+    assert strip_epochs(list(range(3))) == [0, 1, 2] and strip_epochs([]) == []
+    for n in (8, 9, 10, 31, 150, 151, 1000):
+        pick = strip_epochs(list(range(n)))
+        assert len(pick) <= 8 and pick[0] == 0 and pick[-1] == n - 1 and len(set(pick)) == len(pick), (n, pick)
+        steps = {b - a for a, b in zip(pick, pick[1:-1])}
+        assert len(steps) <= 1, (n, pick)                                                  # evenly spaced but for the last
 
 def test_running_run_renders(trials, tmp_path):
     "A run still training: no scores, no final grid, no time yet."
@@ -85,7 +119,7 @@ def test_running_run_renders(trials, tmp_path):
     c = load_yaml(run/'config.yaml'); c.pop('seconds'); save_yaml(dict(c, status='running'), run/'config.yaml')
     page = write_report(run, out=tmp_path/'out'/'r.html').read_text()
     assert (tmp_path/'out'/'r.md').exists() and 'No final scores' in page and 'No final sample grid yet' in page
-    assert '<td>running</td>' in page and len(images(page)) == 2          # losses and score curves still drawn
+    assert '<td>running</td>' in page and len(images(page)) == 3          # the strip of grids so far, losses and score curves still drawn
 
 # --- a study
 
@@ -101,6 +135,17 @@ def test_study_tables(study):
     assert '4 trials: 4 done, 0 diverged, 0 failed.' in page and 'is not used' in page
     assert len(images(page)) == 4 and all(i.startswith('data:image/png;base64,') for i in images(page))
     assert '<details><summary>study.yaml' in page and '| lr=0.002 | 2 (2) |' in md     # compute table
+    assert md.count('| *untrained generator* |') == 1 and md.count('| *real vs real* |') == 1   # once per table
+    assert 'n = 2, the seeds of lr=0.0002' in md and 'with real_count 181, fake_count 180' in md
+
+def test_withheld_verdict_says_why(trials, tmp_path):
+    results = make_study(tmp_path, trials)
+    summary = summarise(results, AXES, vs='lr=0.0002').assign(verdict='', verdict_note=['', 'no verdict: 2 seeds per cell, at least 3 needed'])
+    summary.to_csv(tmp_path/'summary.csv', index=False)
+    study_yaml(tmp_path, 'learning rate', dict(lr=[0.0002, 0.002]), min_seeds=3)
+    page = write_report(tmp_path).read_text()
+    assert 'p = 0.03, compared with lr=0.0002; no verdict: 2 seeds per cell, at least 3 needed' in page
+    assert 'better than' not in page and 'needs at least 3 seeds in both cells (min_seeds)' in page
 
 def test_two_axes_pivot(trials, tmp_path):
     "A 2 × 2 grid: the first axis down, the second across, literal mean ± std strings and the interval."
@@ -174,3 +219,14 @@ def test_chromium_renders_study_report(study, tmp_path):
     srcs = re.findall(r'<img [^>]*src="([^"]*)"', dom)
     assert dom.count('<table>') == 2 and len(srcs) == 4 and all(s.startswith('data:image/png;base64,') for s in srcs)
     assert not re.search(r'(src|href)="(https?:|//)', dom)                                     # nothing fetched from a network
+
+def test_chromium_renders_run_report_with_reference_rows(trials, tmp_path):
+    exe, run = chromium(), shutil.copytree(trials/'lr=0.0002-seed=0', tmp_path/'run')
+    html = write_report(run)
+    flags = ['--headless', '--no-sandbox', '--disable-gpu', '--window-size=1200,2400']
+    subprocess.run([exe, *flags, f'--screenshot={tmp_path/"x.png"}', html.as_uri()], capture_output=True, text=True, timeout=60)
+    im = np.asarray(Image.open(tmp_path/'x.png').convert('RGB'))
+    assert im.shape == (2400, 1200, 3) and len(np.unique(im.reshape(-1, 3), axis=0)) > 100
+    dom = subprocess.run([exe, *flags, '--dump-dom', html.as_uri()], capture_output=True, text=True, timeout=60).stdout
+    assert dom.index('>this run<') < dom.index('>untrained generator<') < dom.index('>real vs real<')   # the reference rows, under the run's
+    assert dom.count('<img ') == 4 and 'The fixed-noise grid before training' in dom

@@ -61,6 +61,15 @@ def test_failed_trial_is_recorded_and_the_study_goes_on(tmp_path, monkeypatch):
     assert set(failed.error) == {'RuntimeError: CUDA out of memory (simulated)'}
     summ = pd.read_csv(out/'summary.csv')
     assert set(summ[summ.cell.str.startswith('lr=0.002,')].n) == {1} and set(summ[summ.cell.str.startswith('lr=0.0002,')].n) == {2}
+    fd = summ[summ.score == 'domain_fd'].set_index('cell')
+    assert fd.verdict.isna().all(), 'two seeds: no verdict'
+    assert fd.verdict_note['lr=0.002,opt=adam'] == 'no verdict: 1 and 2 seeds, at least 3 needed'
+    assert fd.verdict_note['lr=0.0002,opt=rmsprop'] == 'no verdict: 2 seeds per cell, at least 3 needed'
+    refs = pd.read_csv(out/'references.csv')                                           # over the seeds of the cell compared against
+    assert set(refs.reference) == {'untrained generator', 'real vs real'} and set(refs.cell) == {'lr=0.0002,opt=adam'} and set(refs.n) == {2}
+    assert (refs[refs.score == 'domain_fd'].set_index('reference')['mean']['real vs real'] < fd['mean']).all()
+    page = (out/'report.html').read_text()
+    assert page.count('>untrained generator</th>') == summ.score.nunique() and 'no verdict: 2 seeds per cell, at least 3 needed' in page
     monkeypatch.setattr(S, 'train', real)
     assert (S.run_study(f, out, verbose=False).status == 'failed').sum() == 2       # a failed trial stays failed ...
     res = S.run_study(f, out, verbose=False, retry_failed=True)                      # ... until asked to retry
@@ -82,6 +91,8 @@ def test_failed_trial_is_recorded_and_the_study_goes_on(tmp_path, monkeypatch):
     (lambda t: t.replace('grid:', 'ablate: {lr: [2e-4]}\ngrid:'), "ablate.lr lists the base's own value 0.0002"),
     (lambda t: t.replace('seeds: 2', 'seeds: 2\ntest: bootstrap'), "test must be welch or permutation"),
     (lambda t: t.replace('size: 16', 'size: 0'), "size must be at least 4"),
+    (lambda t: t.replace('seeds: 2', 'seeds: 2\nmin_seeds: 1'), "s.yaml, line 7: min_seeds must be a whole number of at least 2"),
+    (lambda t: t.replace('seeds: 2', 'seeds: 2\nmin_seeds: three'), "s.yaml, line 7: min_seeds must be a whole number of at least 2"),
 ])
 def test_bad_study_is_refused_before_anything_runs(tmp_path, edit, message):
     f, out = study_file(tmp_path, text=edit(STUDY)), tmp_path/'study'
@@ -175,3 +186,45 @@ def test_a_trial_whose_scoring_fails_is_failed_not_done(tmp_path, monkeypatch):
     assert (res.status == 'failed').all() and set(res.error) == {'RuntimeError: no Inception weights (simulated)'}
     summ = pd.read_csv(tmp_path/'study'/'summary.csv') if (tmp_path/'study'/'summary.csv').stat().st_size > 1 else pd.DataFrame()
     assert summ.empty or 'worse' not in set(summ.verdict.dropna())
+
+def toy_results(study, values): # cell → its seeds' domain_fd
+    "results.csv's rows for `study`'s cells with the given scores, every trial done."
+    return pd.DataFrame([dict(trial=f'{c}_seed={i}', cell=c, **{a: '' for a in study['axes']}, seed=i, status='done', error='', domain_fd=v)
+                         for c, vs in values.items() for i, v in enumerate(vs)])
+
+@pytest.mark.parametrize('seeds, verdict, note', [
+    (2, '', 'no verdict: 2 seeds per cell, at least 3 needed'),
+    (3, 'worse', ''),
+])
+def test_verdicts_need_three_seeds(seeds, verdict, note):
+    "The issue's case: 2 seeds called a cell better while each interval spanned hundreds of FD units. With 2 seeds: no verdict, and why."
+    s = S.parse_study(dict(base=dict(data='digits', size=16), grid=dict(lr=[2e-4, 2e-3]), seeds=seeds))
+    wide = {'lr=0.0002': [400., 402., 398.][:seeds], 'lr=0.002': [800., 801., 799.][:seeds]}     # a p-value that would call it at once
+    r = S.summarise(toy_results(s, wide), s).set_index('cell').loc['lr=0.002']
+    assert r.p < 0.05 and (r.verdict, r.verdict_note) == (verdict, note)
+    c = S.compare_cells(toy_results(s, wide), 'lr=0.002', 'lr=0.0002', 'domain_fd')
+    assert (c['verdict'], c['verdict_note']) == (verdict, note) and (not note or note in c['sentence'])
+
+def test_min_seeds_is_a_study_setting():
+    s = S.parse_study(dict(base=dict(data='digits', size=16), grid=dict(lr=[2e-4, 2e-3]), seeds=2, min_seeds=2))
+    r = S.summarise(toy_results(s, {'lr=0.0002': [400., 402.], 'lr=0.002': [800., 801.]}), s).set_index('cell').loc['lr=0.002']
+    assert (r.verdict, r.verdict_note) == ('worse', '')
+
+@pytest.mark.parametrize('f', [f for f in sorted((Path(__file__).parents[1]/'studies').glob('*.yaml')) if len(S.load_study(f)['seeds']) < 3], ids=lambda f: f.stem)
+def test_ready_studies_with_two_seeds_run_and_say_why_no_verdict(f):
+    "tiny.yaml and critic_design.yaml keep their 2 seeds: they load and summarise, with the reason in place of a verdict."
+    s = S.load_study(f)
+    names = [c for c, _ in S.cells(s)]
+    vs = S.compared_cell(s)
+    summ = S.summarise(toy_results(s, {c: [10. + i, 10.5 + i] for i, c in enumerate(names)}), s)
+    assert s['min_seeds'] == 3 and (summ.verdict == '').all()
+    assert set(summ.verdict_note[summ.cell != vs]) == {'no verdict: 2 seeds per cell, at least 3 needed'}
+
+def test_cli_lines_say_why_there_is_no_verdict(tmp_path):
+    "The CLI's closing lines print the verdict, or the reason there is none (never a blank or 'nan')."
+    from fastgan_study.cli import study_lines
+    s = S.parse_study(dict(base=dict(data='digits', size=16), grid=dict(lr=[2e-4, 2e-3]), seeds=2))
+    res = toy_results(s, {'lr=0.0002': [400., 402.], 'lr=0.002': [800., 801.]})
+    S.summarise(res, s).to_csv(tmp_path/'summary.csv', index=False)
+    line = next(l for l in study_lines(res, tmp_path) if l.strip().startswith('lr=0.002 '))
+    assert line.endswith('(Holm), no verdict: 2 seeds per cell, at least 3 needed'), line
