@@ -6,7 +6,7 @@ Docs: https://fastgan-study.github.io/fastgan_study/core.html.md"""
 
 # %% auto #0
 __all__ = ['FastGANError', 'one_line', 'check_choice', 'onoff', 'floats', 'set_seed', 'to_signed', 'signed_to_uint8',
-           'device_name', 'versions', 'atomic_write', 'save_yaml', 'load_yaml', 'save_fig', 'fmt_number',
+           'device_name', 'versions', 'atomic_write', 'save_yaml', 'load_yaml', 'subplots', 'save_fig', 'fmt_number',
            'load_weights', 'check_writable', 'inside', 'cache_dir']
 
 # %% ../nbs/00_core.ipynb #23c10f97
@@ -119,6 +119,14 @@ def load_yaml(path):
                            "(Python tags such as !!python/object are refused)") from None
 
 # %% ../nbs/00_core.ipynb #267a6d9b
+def subplots(nrows:int=1, ncols:int=1, # the grid of axes
+             figsize=None, dpi=None, # as `plt.subplots`
+             **kwargs): # more `Figure.subplots` options (sharex, sharey, squeeze, ...)
+    "`plt.subplots` without pyplot: a `Figure` no backend holds, and its axes. The library draws with it and never sets a backend."
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=figsize, dpi=dpi)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
+
 def save_fig(fig, # a matplotlib Figure
              fname, # PNG file to write
              **kwargs): # more `savefig` options (dpi, bbox_inches, ...)

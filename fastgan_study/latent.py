@@ -15,12 +15,12 @@ __all__ = ['INTERPOLATIONS', 'lerp', 'slerp', 'chain', 'sample_latents', 'images
 import math
 from pathlib import Path
 import numpy as np, torch, torch.nn as nn
-import matplotlib; matplotlib.use('Agg')
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 from scipy.stats import rankdata
 from torchvision.utils import make_grid
-from .core import FastGANError, check_choice, atomic_write, to_signed
+from .core import FastGANError, check_choice, atomic_write, to_signed, subplots
 from .data import ImageSet, Noise
 from .models import generate
 from .metrics import FeatureExtractor, as_images
@@ -95,7 +95,7 @@ def plot_image_rows(images:torch.Tensor, # (rows, cols, C, H, W): uint8, or floa
     x = images.float() / 255 if images.dtype == torch.uint8 else images.float()
     grid = make_grid(x.flatten(0, 1).cpu(), nrow=c, padding=2, pad_value=1).permute(1, 2, 0).numpy()
     w, h = 1.5 + c * cell, 0.9 + r * cell
-    fig = plt.figure(figsize=(w, h), dpi=dpi)
+    fig = Figure(figsize=(w, h), dpi=dpi)
     ax = fig.add_axes((1.3 / w, 0.4 / h, c * cell / w, r * cell / h))
     ax.imshow(grid, aspect='auto', interpolation='nearest')
     cx, cy = [(grid.shape[1] - 2) / c * (i + 0.5) + 1 for i in range(c)], [(grid.shape[0] - 2) / r * (i + 0.5) + 1 for i in range(r)]
@@ -337,7 +337,7 @@ def plot_histograms(values:dict, # name → 1-d tensor
                     bins:int=40, # bins over the range of all values
                     log:bool=False): # logarithmic density axis (for sets piled up at one end)
     "Overlaid histograms (unit area) of each set of values, with its mean in the legend; saved as PNG to `fname` when given."
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    fig, ax = subplots(figsize=(7, 4), dpi=110)
     allv = torch.cat([v.flatten().double() for v in values.values()])
     edges = np.linspace(float(allv.min()), float(allv.max()), bins + 1)
     for name, v in values.items():
@@ -382,7 +382,7 @@ def plot_feature_pca(classifier:FeatureExtractor, # with a class head, e.g. `dom
     labelled = isinstance(real, ImageSet)
     real_c = real.labels if labelled else rl.argmax(1)
     titles = f"real (n={len(pr)}), coloured by {'label' if labelled else 'predicted class'}", f'generated (n={len(pf)}), coloured by predicted class'
-    fig, axs = plt.subplots(1, 2, figsize=(11, 5), dpi=100, sharex=True, sharey=True)
+    fig, axs = subplots(1, 2, figsize=(11, 5), dpi=100, sharex=True, sharey=True)
     cmap, k = ('tab10', 10) if classifier.n_classes <= 10 else ('tab20', 20)
     centres = {classifier.vocab[i]: pr[real_c == i].mean(0).tolist() for i in real_c.unique().tolist()}
     for ax, p, c, t in zip(axs, (pr, pf), (real_c, fl.argmax(1)), titles):

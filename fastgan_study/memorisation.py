@@ -12,11 +12,10 @@ __all__ = ['nearest_neighbours', 'embed', 'PixelFeatures', 'memorisation', 'plot
 import time
 from pathlib import Path
 import torch, torch.nn.functional as F
-import matplotlib; matplotlib.use('Agg')
 import matplotlib.pyplot as plt
 from fastcore.basics import store_attr
 from fastai.callback.core import Callback
-from .core import FastGANError, atomic_write, device_name, save_fig
+from .core import FastGANError, atomic_write, device_name, save_fig, subplots
 from .data import ImageSet
 from .models import generate, sampling_generator
 from .callbacks import GANMetrics
@@ -135,7 +134,7 @@ def plot_neighbours(fake:torch.Tensor, # generated images, uint8 N×C×H×W
     "Save a figure of generated images (rows) beside their nearest training images, with distances."
     rows = (dists[:, 0].argsort(stable=True) if closest else torch.arange(len(fake)))[:n_rows].tolist()
     k = dists.shape[1]
-    fig, axs = plt.subplots(len(rows), k + 1, figsize=(1.5 * (k + 1), 1.55 * len(rows) + 0.9), dpi=100, squeeze=False)
+    fig, axs = subplots(len(rows), k + 1, figsize=(1.5 * (k + 1), 1.55 * len(rows) + 0.9), dpi=100, squeeze=False)
     for r, i in enumerate(rows):
         _show(axs[r, 0], fake[i], f'generated #{i}')
         for c in range(k):

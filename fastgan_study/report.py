@@ -15,12 +15,11 @@ __all__ = ['CSS', 'REFERENCE_NOTE', 'TEXT_COLUMNS', 'VERDICTS', 'COMPUTE', 'fmt'
 import base64, html, io, math, tempfile
 from pathlib import Path
 import pandas as pd, torch
-import matplotlib; matplotlib.use('Agg')
 import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 from torchvision.utils import make_grid
-from .core import FastGANError, atomic_write, load_yaml
+from .core import FastGANError, atomic_write, load_yaml, subplots
 from .data import load_images
 from .runs import (read_config, read_metrics, read_scores, read_references, read_warnings, sample_grids, score_columns, plot_losses,
                                 card_text, METRIC_COLUMNS, REFERENCES)
@@ -130,7 +129,7 @@ def _losses_png(metrics, loss):
 def plot_score_curves(metrics:pd.DataFrame): # from `read_metrics`, with score columns
     "Each score measured during training against epochs (left) and against elapsed training time (right)."
     names = score_columns(metrics)
-    fig, axs = plt.subplots(len(names), 2, figsize=(10, 3.4 * len(names)), squeeze=False)
+    fig, axs = subplots(len(names), 2, figsize=(10, 3.4 * len(names)), squeeze=False)
     for (a, b), s in zip(axs, names):
         ok = pd.to_numeric(metrics[s], errors='coerce').notna()
         for ax, x, xl in ((a, 'epoch', 'epoch'), (b, 'elapsed', 'elapsed training time (s)')):
@@ -153,7 +152,7 @@ def plot_grid_strip(grids:dict, # epoch → its fixed-noise grid's PNG (`runs.sa
                     frames:int=8): # at most this many frames
     "The fixed-noise grids of `strip_epochs` in one row: how the samples grew over training."
     ep = strip_epochs(list(grids), frames)
-    fig, axs = plt.subplots(1, len(ep), figsize=(1.58 * len(ep), 1.9), squeeze=False)
+    fig, axs = subplots(1, len(ep), figsize=(1.58 * len(ep), 1.9), squeeze=False)
     for ax, e in zip(axs[0], ep):
         ax.imshow(plt.imread(grids[e]), cmap='gray', vmin=0, vmax=1, interpolation='nearest'); ax.axis('off')   # grayscale grids stay gray
         ax.set_title('before training' if e == 0 else f'epoch {e}', fontsize=9)
@@ -351,7 +350,7 @@ def plot_samples(folder, # a study folder
                  n_samples:int=16): # images per trial
     "One tile per trial (cells down, seeds across) of `n_samples` images from the same noise, real images last; grey tiles for trials without a model."
     cells, seeds, real = cells_of(results), _seeds(results), _real_images(folder, results, n_samples)
-    fig, axs = plt.subplots(len(cells), len(seeds) + (real is not None), figsize=(2.5 * (len(seeds) + 1), 2.6 * len(cells) + 0.5), squeeze=False)
+    fig, axs = subplots(len(cells), len(seeds) + (real is not None), figsize=(2.5 * (len(seeds) + 1), 2.6 * len(cells) + 0.5), squeeze=False)
     for ax in axs.flat: ax.set_xticks([]); ax.set_yticks([])
     for i, c in enumerate(cells):
         axs[i, 0].set_ylabel(c, fontsize=9)
@@ -375,7 +374,7 @@ def _colours(keys): return {k: plt.get_cmap('tab10' if len(keys) <= 10 else 'tab
 def _panels(n, xlabel, ylabel=None, width=4.2, height=3.0, sharex=False, sharey=False):
     "A figure of `n` panels in rows of at most 3 (the rest hidden); shared axes are labelled on the outer panels only."
     cols = min(n, 3); rows = math.ceil(n / cols)
-    fig, axs = plt.subplots(rows, cols, figsize=(width * cols, height * rows + 1.1), squeeze=False, sharex=sharex, sharey=sharey)
+    fig, axs = subplots(rows, cols, figsize=(width * cols, height * rows + 1.1), squeeze=False, sharex=sharex, sharey=sharey)
     for k, ax in enumerate(axs.flat):
         ax.set_visible(k < n); ax.grid(alpha=0.3)
         if k + cols >= n or not sharex: ax.set_xlabel(xlabel); ax.tick_params(labelbottom=True)

@@ -15,13 +15,12 @@ __all__ = ['RUN_FILES', 'METRIC_COLUMNS', 'REFERENCES', 'run_dir', 'read_config'
 import csv, random, shutil
 from pathlib import Path
 import numpy as np, pandas as pd, torch
-import matplotlib; matplotlib.use('Agg')
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 from fastcore.basics import store_attr
 from fastai.callback.core import Callback
 from torchvision.utils import make_grid
-from .core import FastGANError, atomic_write, save_yaml, load_yaml, load_weights, check_writable, save_fig, fmt_number
+from .core import FastGANError, atomic_write, save_yaml, load_yaml, load_weights, check_writable, save_fig, fmt_number, subplots
 from .models import gan_nets, ARCH_OPTIONS
 from .callbacks import GANMetrics, GeneratorEMA, KeepGANMode, DivergenceGuard
 
@@ -149,7 +148,7 @@ def plot_losses(rows:list, # `GANMetrics.rows`, or metrics.csv's records
                 loss:str='bce'): # the run's loss, for the labels
     "Plot the per-epoch generator and critic losses."
     ep = [r['epoch'] for r in rows]
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    fig, ax = subplots(figsize=(7, 4), dpi=110)
     ax.plot(ep, [r['gen_loss'] for r in rows], 'o-', ms=3, label='generator')
     ax.plot(ep, [r['crit_loss'] for r in rows], 'o-', ms=3, label='critic' + (' (−Wasserstein estimate)' if loss in ('wgan', 'wgan-gp') else ''))
     if loss == 'bce': ax.axhline(2 * 0.6931, color='grey', lw=0.8, ls=':', label='critic at chance (2 ln 2)')
@@ -164,7 +163,7 @@ def plot_final(fake:torch.Tensor, # generated images in [0, 1]
                title:str='generated', # title of the generated grid
                nrow:int=8): # generated images per row
     "Save the generated grid beside a grid of real images."
-    fig, axs = plt.subplots(1, 2, figsize=(10, 5.4), dpi=110)
+    fig, axs = subplots(1, 2, figsize=(10, 5.4), dpi=110)
     for ax, imgs, t, k in zip(axs, (fake, real), (title, 'real (training images)'), (nrow, 8)):
         ax.imshow(make_grid(imgs.cpu(), nrow=k, padding=2, pad_value=1).permute(1, 2, 0).numpy(), interpolation='nearest')
         ax.set_title(t); ax.axis('off')

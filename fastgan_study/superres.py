@@ -17,7 +17,6 @@ from functools import partial
 from pathlib import Path
 import torch, torch.nn.functional as F, timm
 from huggingface_hub.constants import HF_HUB_CACHE
-import matplotlib; matplotlib.use('Agg')
 import matplotlib.pyplot as plt
 from torch.utils.data import TensorDataset
 from torchvision.utils import make_grid
@@ -32,7 +31,7 @@ from fastai.callback.schedule import fit_one_cycle, fine_tune   # patched onto L
 from fastai.callback.progress import CSVLogger
 from fastai.vision.learner import unet_learner, create_unet_model, model_meta
 from fastai.vision.gan import GANDiscriminativeLR, gan_critic, AdaptiveLoss, accuracy_thresh_expand
-from .core import FastGANError, check_choice, onoff, floats, load_weights, check_writable, set_seed, device_name, versions, atomic_write, save_yaml, load_yaml, save_fig, to_signed, signed_to_uint8
+from .core import FastGANError, check_choice, onoff, floats, load_weights, check_writable, set_seed, device_name, versions, atomic_write, save_yaml, load_yaml, save_fig, to_signed, signed_to_uint8, subplots
 from .data import ImageSet, Crappifier, pair_dls
 from .domain import domain_classifier, domain_scores
 from .callbacks import RichProgress, AdaptiveSwitcher
@@ -253,7 +252,7 @@ def plot_stages(rows:dict, # row name → uint8 N×C×H×W images (the same imag
                 fname, # PNG to write
                 scores:dict=None): # row name → scores, shown in the row's title
     "Save one row of images per stage, titled with the stage and its scores."
-    fig, axs = plt.subplots(len(rows), 1, figsize=(1.1 * len(next(iter(rows.values()))), 1.45 * len(rows)), dpi=110, squeeze=False)
+    fig, axs = subplots(len(rows), 1, figsize=(1.1 * len(next(iter(rows.values()))), 1.45 * len(rows)), dpi=110, squeeze=False)
     for ax, (k, x) in zip(axs[:, 0], rows.items()):
         ax.imshow(make_grid(x.float() / 255, nrow=len(x), padding=2, pad_value=1).permute(1, 2, 0).numpy(), interpolation='nearest')
         s = (scores or {}).get(k)

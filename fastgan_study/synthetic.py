@@ -13,13 +13,12 @@ __all__ = ['save_split', 'held_out', 'conditional_generator', 'draw_labelled', '
 import warnings
 from pathlib import Path
 import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
-import matplotlib; matplotlib.use('Agg')
 import matplotlib.pyplot as plt
 from torch.utils.data import DataLoader, TensorDataset, RandomSampler
 from fastcore.meta import delegates
 from fastai.data.core import DataLoaders
 from fastai.learner import Learner
-from .core import FastGANError, atomic_write, save_yaml, load_yaml, device_name, save_fig
+from .core import FastGANError, atomic_write, save_yaml, load_yaml, device_name, save_fig, subplots
 from .data import ImageSet, Noise, load_images
 from .models import generate
 from .domain import seeded_lenet, classifier_accuracy, domain_classifier
@@ -215,7 +214,7 @@ def plot_grid(grid:pd.DataFrame, # from `accuracy_grid`
     gens, reals = sorted(grid.generated.unique()), sorted(grid.real.unique())
     t = grid.set_index(['real', 'generated'])
     acc = np.array([[100 * t.accuracy.get((r, g), np.nan) for g in gens] for r in reals])
-    fig, ax = plt.subplots(figsize=(max(7, 1.3 * len(gens) + 2.6), 0.75 * len(reals) + 1.9), dpi=100)   # wide enough for the title
+    fig, ax = subplots(figsize=(max(7, 1.3 * len(gens) + 2.6), 0.75 * len(reals) + 1.9), dpi=100)   # wide enough for the title
     im = ax.imshow(np.ma.masked_invalid(acc), cmap=plt.get_cmap('viridis').with_extremes(bad='0.85'), aspect='auto')
     lo, hi = np.nanmin(acc), np.nanmax(acc)
     for i, r in enumerate(reals):

@@ -1,5 +1,5 @@
 "The shape of the package: importing it changes nothing in fastai, and its modules import one another without cycles."
-import ast, json, subprocess, sys
+import ast, json, os, subprocess, sys
 from pathlib import Path
 import pytest
 
@@ -33,6 +33,26 @@ def test_importing_the_library_changes_no_fastai_class():
     assert r.returncode == 0, r.stderr[-3000:]
     changed = json.loads(r.stdout.strip().splitlines()[-1])
     assert changed == {}, f"importing fastgan_study changed these attributes of fastai's classes: {changed}"
+
+MPL = """
+import importlib, sys, matplotlib
+import matplotlib.pyplot as plt
+for m in sys.argv[1:]: importlib.import_module(f'fastgan_study.{m}')
+from fastgan_study.runs import plot_losses
+from fastgan_study.report import png_bytes, plot_score_curves
+import pandas as pd, tempfile, pathlib
+plot_losses([dict(epoch=1, gen_loss=1., crit_loss=1.)], pathlib.Path(tempfile.mkdtemp())/'l.png')
+png_bytes(plot_score_curves(pd.DataFrame(dict(epoch=[1, 2], elapsed=[1., 2.], domain_fd=[3., 2.]))))
+print(matplotlib.get_backend(), len(plt.get_fignums()))
+"""
+
+def test_importing_the_library_keeps_the_matplotlib_backend():
+    # every plotting module once ran matplotlib.use('Agg') at import: a notebook that imported it drew no figures at all, and figures
+    # left open in pyplot were shown by the next cell that drew (stored outputs of one notebook held another's figures)
+    env = dict(os.environ, MPLBACKEND='svg')   # a backend the library would not pick (Jupyter's is matplotlib_inline's)
+    r = subprocess.run([sys.executable, '-c', MPL, *MODULES], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.split()[-2:] == ['svg', '0'], f"backend and open pyplot figures after importing and plotting: {r.stdout.split()[-2:]}"
 
 def _imports(path:Path):
     "(module-level imports of our modules, imports of our modules inside functions or classes) of one file."
