@@ -160,6 +160,16 @@ class FastGANLearner(FastDispatch, GANLearner):
             raise FastGANError("export pickles the learner, and PyTorch cannot pickle these spectrally normalised (parametrized) layers: keep the "
                                "weights with learn.save(name), or train with RunFolder and load its model.pth (runs.load_generator)")
         return super().export(fname, **kwargs)
+    def _ds_idx(self, ds_idx):
+        "fastai's default (1, the validation set) when there is one; else 0: a GAN's data is usually all training images."
+        if ds_idx is not None: return ds_idx
+        return 1 if len(self.dls.loaders) > 1 and len(self.dls.valid) else 0
+    def get_preds(self, ds_idx=None, dl=None, **kwargs):
+        "fastai's `get_preds`, generated images for the noise of the validation set, or of the training set when there is none."
+        return super().get_preds(self._ds_idx(ds_idx), dl=dl, **kwargs)
+    def show_results(self, ds_idx=None, dl=None, max_n=9, shuffle=True, **kwargs):
+        "fastai's `show_results`, on the validation set, or on the training set when there is none."
+        return super().show_results(self._ds_idx(ds_idx), dl=dl, max_n=max_n, shuffle=shuffle, **kwargs)
     def lr_find(self, *args, **kwargs):
         raise FastGANError("lr_find does not apply to a GAN: it looks for the steepest fall of one loss, and a GAN alternates a critic's and a "
                            "generator's loss that do not fall as it improves; keep the recipe's lr, or compare rates in a study (studies/lr_optimizer.yaml)")

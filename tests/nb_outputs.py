@@ -37,7 +37,7 @@ def kinds(cell:dict):
     for o in cell.get('outputs', []):
         t = o['output_type']
         ks = (['stdout'] if o.get('name') == 'stdout' else []) if t == 'stream' else ['error'] if t == 'error' else \
-             [k for k in o.get('data', {}) if k != 'text/plain'] or ['text/plain']
+             sorted(k for k in o.get('data', {}) if k != 'text/plain') or ['text/plain']
         out += [k for k in ks if k not in out]
     return out
 

@@ -93,8 +93,16 @@ def get_preds(learn, tmp):
     preds, _ = learn.get_preds(ds_idx=0)
     assert preds.shape[1:] == learn.dls.one_batch()[image_index(learn)].shape[1:], preds.shape
 
+def get_preds_default(learn, tmp):
+    preds, _ = learn.get_preds()     # fastai's default is the validation set: a GAN has none, so ours looks at the training set
+    assert len(preds) == len(learn.dls.train_ds), preds.shape
+
 def show_results(learn, tmp):
     learn.show_results(ds_idx=0, max_n=4)
+    assert drawn() >= 4
+
+def show_results_default(learn, tmp):
+    learn.show_results(max_n=4)
     assert drawn() >= 4
 
 def show_batch(learn, tmp):
@@ -176,6 +184,7 @@ def grayscale_type(learn, tmp):
     assert x.shape[1] == 1 and type(x) is TensorImageBW, type(x)
 
 HABITS = {'fit table: numeric gen_loss, crit_loss': fit_table, 'get_preds(ds_idx=0)': get_preds, 'show_results(ds_idx=0)': show_results,
+          'get_preds()': get_preds_default, 'show_results()': show_results_default,
           'dls.show_batch()': show_batch, 'summary()': summary, 'export + load_learner + sample': export_load_learner,
           'save / load': save_load, 'recorder.plot_loss()': plot_loss, "SaveModelCallback(monitor='gen_loss')": save_model_gen_loss,
           "EarlyStoppingCallback(monitor='gen_loss')": early_stopping_gen_loss, 'EarlyStoppingCallback()': early_stopping_default,
@@ -197,7 +206,8 @@ FASTAI_UNSUPPORTED = {'EarlyStoppingCallback()', 'TensorBoardCallback()', 'lr_fi
 # - export puts the optimizer state back after saving, and fastai's Optimizer refuses a state in which some parameters have none
 #   (a GAN trains one network at a time);
 # - WandbCallback formats its config with fastcore's init_args, which fails on True, ints, ...: fastai/fastai#4173
-FASTAI_BREAKS = {'recorder.plot_loss()': "'valid_loss' is not in list", 'export + load_learner + sample': 'AssertionError in load_state_dict',
+FASTAI_BREAKS = {'recorder.plot_loss()': "'valid_loss' is not in list", 'get_preds()': "object of type 'NoneType' has no len()",
+                 'show_results()': 'This DataLoader does not contain any batches', 'export + load_learner + sample': 'AssertionError in load_state_dict',
                  'WandbCallback() offline': "vars() argument must have __dict__ attribute"}
 
 def outcome(habit, make, tmp):
