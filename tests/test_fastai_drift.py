@@ -36,6 +36,9 @@ RECHECK = {
                                      "attribute delegation to the learner)",
     'fastai.learner:Learner._do_fit': "learner.FastGANLearner._do_fit copies it, starting at `self.epoch` (resume)",
     'fastai.learner:Learner.fit': "learner.FastGANLearner.fit wraps it (a FastGANError raised in a callback stays one line)",
+    'fastai.learner:Learner.get_preds': "learner.FastGANLearner.get_preds passes ds_idx (0 when there is no validation set) and dl; "
+                                         "the habits table's get_preds() rows",
+    'fastai.learner:Learner.show_results': "learner.FastGANLearner.show_results passes ds_idx, dl, max_n, shuffle; the habits table's show_results() rows",
     'fastai.learner:Learner.lr_find': "learner.FastGANLearner.lr_find refuses it for GANs; the habits table's fastai column",
     'fastai.learner:Learner.export': "FastGANLearner.export (refuses parametrized nets), export + load_learner (tests/test_fastai_habits.py), FastDispatch.__getstate__, "
                                      "data.GANDataLoaders.new_empty",
