@@ -26,7 +26,7 @@ from torch.nn.utils.parametrize import is_parametrized
 from fastai.learner import CancelEpochException
 from fastai.torch_core import params
 from fastai.vision.gan import GANLearner, gan_loss_from_func
-from .core import FastGANError, check_choice, set_seed, device_name, versions, onoff, floats, one_line, cache_dir, save_yaml, load_yaml
+from .core import FastGANError, check_choice, set_seed, device_name, versions, onoff, floats, one_line
 from .data import gan_dls, ImageSet
 from .models import gan_nets, count_params, generate, sampling_generator, is_conditional, ARCH_OPTIONS
 from .losses import LOSSES, gan_loss, KeepReal
@@ -37,7 +37,7 @@ from .distributed import dist_env, is_main, init_distributed, SyncReplicas, laun
 from .runs import (run_dir, read_config, write_config, write_metrics, read_scores, write_scores, plot_losses, plot_final, save_checkpoint,
                    load_checkpoint, restore_checkpoint, ResumeFrom, load_run, REFERENCES, scores_data, as_scores, write_references,
                    read_warnings, write_warnings)
-from .metrics import measure, ScoreCallback, InceptionFeatures, cache_key, _images_hash
+from .metrics import measure, ScoreCallback, InceptionFeatures, cached_tensor, _images_hash
 from .domain import domain_scores, domain_classifier
 from .report import write_report
 
@@ -281,14 +281,8 @@ def _halves(real:ImageSet, n:int, seed:int):
 
 # %% ../nbs/06_learner.ipynb #9aeebb5d
 def _cached_scores(key:dict, compute):
-    "`compute()`'s scores, computed once per `key` and kept as YAML in the cache folder (references/)."
-    f = cache_dir()/'references'/f"{cache_key(**key)}.yaml"
-    try: kept = as_scores(load_yaml(f)) if f.exists() else None
-    except Exception: kept = None                             # a truncated or foreign file: computed again
-    if kept: return kept
-    scores = compute()
-    save_yaml(scores_data(scores), f)
-    return scores
+    "`compute()`'s scores, computed once per `key` and kept in the cache folder (references/), as `metrics.cached_tensor` keeps features."
+    return as_scores(cached_tensor(key, lambda: scores_data(compute()), kind='references'))
 
 def reference_scores(learn, # a trained learner from `gan_learner`
                      scores:dict, # its closing scores (`final_scores`): the references are measured as they were
@@ -399,7 +393,10 @@ class RunFolder(Callback):
         write_metrics(self.out, rows.rows, rows.columns); self.grids.after_epoch()
         if self.warned.items: write_warnings(self.warned.items, self.out)
         if e % self.checkpoint_every == 0 or e == self.n_epoch: self.save(e)
-    def after_fit(self): self.close()
+    def after_fit(self):
+        try: self.close()
+        finally:
+            if self.started: self.warned.stop()
     def save(self, epoch): save_checkpoint(self.learn, self.out/'model.pth', self.config, epoch, self.grids.z)
 
 # %% ../nbs/06_learner.ipynb #e35855de
@@ -436,9 +433,7 @@ def close(self:RunFolder):
     learn, out = self.learn, self.out
     if self.finished:
         warnings.warn(f"nothing to do: {out} has trained all {self.n_epoch} epochs; give a larger --epochs to train longer")
-        learn.scores = read_scores(out)
-        if self.started: self.warned.stop()
-        return
+        learn.scores = read_scores(out); return
     learn.diverged, last = getattr(learn, 'diverged', None), self.n_epoch
     if learn.diverged: last = _roll_back(learn, out)
     plot_losses(learn.gan_metrics.rows, out/'losses.png', loss=self.config['loss'])
@@ -459,7 +454,6 @@ def close(self:RunFolder):
     if self.report:
         try: write_report(out)
         except Exception as e: warnings.warn(f"the run is saved but its report failed: {one_line(e)}")
-    if self.started: self.warned.stop()
 
 def _roll_back(learn, out):
     "Put back the last checkpoint of a run that diverged (the one before the epoch that went wrong); returns its epoch."

@@ -33,12 +33,12 @@ def test_references_are_measured_as_the_run_and_cached(tmp_path, fresh_cache):
     assert set(scores) <= set(untrained) and all(comparable(scores[k], untrained[k]) for k in scores)
     assert {k: v for k, v in real['domain_fd'].card.items() if scores['domain_fd'].card[k] != v} == dict(real_count=181, fake_count=180)
     assert real['domain_fd'].value < scores['domain_fd'].value                         # real images are the floor
-    files = {f: f.stat().st_mtime_ns for f in (cache_dir()/'references').glob('*.yaml')}
+    files = {f: f.stat().st_mtime_ns for f in (cache_dir()/'references').glob('*.pt')}
     assert len(files) == 2
     learn = tiny(tmp_path/'b')
     assert len(fresh_cache) == 4, 'the second run measured its own scores only'
     assert values(read_references(tmp_path/'b')) == values(refs) == values(learn.references)
-    assert {f: f.stat().st_mtime_ns for f in (cache_dir()/'references').glob('*.yaml')} == files
+    assert {f: f.stat().st_mtime_ns for f in (cache_dir()/'references').glob('*.pt')} == files
 
 def test_other_networks_or_seed_need_their_own_untrained_reference(tmp_path, fresh_cache):
     tiny(tmp_path/'a')
@@ -51,7 +51,7 @@ def test_other_networks_or_seed_need_their_own_untrained_reference(tmp_path, fre
 
 def test_a_truncated_cache_file_is_measured_again(tmp_path, fresh_cache):
     tiny(tmp_path/'a')
-    for f in (cache_dir()/'references').glob('*.yaml'): f.write_text('domain_fd: [1, 2\n')
+    for f in (cache_dir()/'references').glob('*.pt'): f.write_bytes(b'truncated')
     tiny(tmp_path/'b')
     assert len(fresh_cache) == 6 and values(read_references(tmp_path/'b')) == values(read_references(tmp_path/'a'))
 
