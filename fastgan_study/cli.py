@@ -9,7 +9,7 @@ __all__ = ['COMMANDS', 'QUIET', 'load_function', 'usage', 'fid_command', 'comman
            'study_lines', 'main']
 
 # %% ../nbs/11_cli.ipynb #d849085b
-import sys, os, re, errno, math, shutil, textwrap, argparse, importlib, warnings
+import sys, os, re, errno, math, shutil, signal, textwrap, argparse, importlib, threading, warnings
 from contextlib import contextmanager
 from pathlib import Path
 from rich.console import Console
@@ -53,7 +53,8 @@ def fid_command(a:str, # real images: a folder, an .npz file, a data name (digit
         seed:int=0, # noise and subset seed
         device:str=None): # cpu, cuda, ... (default: the best available)
     "FID between two image sets or runs (and KID, precision/recall), with the card of how it was measured."
-    from fastgan_study.core import check_choice
+    from fastgan_study.core import check_choice, check_values
+    check_values(dict(n=n, draws=draws, seed=seed, device=device)); check_choice(dims, (64, 192, 768, 2048), 'Inception feature size (--dims)')
     from fastgan_study.metrics import measure, InceptionFeatures, as_images
     scores = ('fid',) + (('kid',) if kid else ()) + (('precision', 'recall') if pr else ())
     extractor = check_choice(extractor, ('inception', 'domain'), 'extractor')
@@ -71,7 +72,10 @@ def command_parser(f, # the function a command runs
     "`anno_parser(f)`, its help saying what each switch does: `--no-x` turns x off, flags have no default, on/off options say on or off."
     from fastcore.script import anno_parser
     from fastgan_study.core import onoff
+    from fastgan_study.core import FastGANError
     p = anno_parser(f, prog=prog)
+    def error(message): raise FastGANError(f"{message}: see `{prog} --help`")   # one line, as every other mistake (argparse prints its usage too)
+    p.error = error
     for a in p._actions:
         if isinstance(a, argparse._StoreFalseAction): a.help = 'turn off: ' + a.help.removesuffix(' (default: True)')
         elif isinstance(a, argparse._StoreTrueAction): a.help = a.help.removesuffix(' (default: False)')
@@ -142,7 +146,8 @@ def _command(argv):
     return name, COMMANDS[name][0], f'fastgan_study {name}', argv[1:]
 
 # %% ../nbs/11_cli.ipynb #edde9c87
-QUIET = ('`torch.jit.script` is deprecated', 'You are shadowing an attribute')   # torch's and fastai's warnings about their own code
+QUIET = ('`torch.jit.script` is deprecated', 'You are shadowing an attribute',   # torch's and fastai's warnings about their own code
+         "The 'mode.chained_assignment' option is deprecated")       # (fastai.tabular sets it at import; pandas 3 warns)
 
 @contextmanager
 def _warnings_as_lines(err): # the stderr Console
@@ -167,28 +172,50 @@ def _os_error(e:OSError):
     return f"{e.strerror or e}{where}"
 
 
+def _out_of_memory(e:BaseException):
+    "Whether `e` is PyTorch's or Python's way of saying an allocation did not fit."
+    return isinstance(e, MemoryError) or type(e).__name__ == 'OutOfMemoryError' or any(
+        m in str(e) for m in ("can't allocate memory", 'out of memory', 'Cannot allocate memory'))
+
+def _interrupted(e:KeyboardInterrupt):
+    "One line for a command stopped by Ctrl-C or SIGTERM, with what the stopped run keeps and how to continue it (the exception's notes)."
+    by = f" by {e.args[0]}" if e.args else ''
+    return f"interrupted{by}" + ''.join(f": {n}" for n in getattr(e, '__notes__', []))
+
+def _terminated(signum, frame): raise KeyboardInterrupt('SIGTERM')   # a job scheduler's stop: the run ends as after Ctrl-C
+
 def main(argv=None): # arguments after the program name (default: sys.argv[1:])
     "Entry point of the `fastgan_study` command; returns the exit status."
-    argv = sys.argv[1:] if argv is None else list(argv)
+    on_main = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGTERM, _terminated) if on_main else None
+    try: return _main(sys.argv[1:] if argv is None else list(argv))
+    except KeyboardInterrupt as e: print(_interrupted(e), file=sys.stderr); return 130   # Ctrl-C at any moment, imports included
+    finally:
+        if on_main: signal.signal(signal.SIGTERM, old)
+
+def _main(argv):
+    "`main`, once Ctrl-C and SIGTERM are handled."
     if not argv or argv[0] in ('-h', '--help'): print(usage()); return 0 if argv else 2
     if argv[0] == '--version': print(f"fastgan_study {__version__}"); return 0
     console, err = Console(highlight=False), Console(stderr=True, highlight=False)
     say = lambda text: console.print(text, soft_wrap=True, markup=False)
     with _warnings_as_lines(err):
-        from fastgan_study.core import FastGANError, one_line        # only now: core imports torch (see "Start-up time")
+        from fastgan_study.core import FastGANError, one_line, error_text   # only now: core imports torch (see "Start-up time")
         try:
             name, target, prog, rest = _command(argv)
             f = load_function(target)
             args = vars(command_parser(f, prog).parse_args(rest))
             args.pop('pdb', None); args.pop('xtra', None)
             res = f(**args)
-        except FastGANError as e: err.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True); return 2
-        except KeyboardInterrupt: err.print("interrupted"); return 130
+        except FastGANError as e: err.print(f"[bold red]error:[/] {escape(error_text(e))}", soft_wrap=True); return 2
         except OSError as e:
             if os.environ.get('FASTGAN_STUDY_DEBUG'): raise
             err.print(f"[bold red]error:[/] {escape(_os_error(e))}", soft_wrap=True); return 2
         except Exception as e:
             if os.environ.get('FASTGAN_STUDY_DEBUG'): raise
+            if _out_of_memory(e):
+                err.print(f"[bold red]error:[/] out of memory ({escape(one_line(e, 160))}): lower --bs, --size, --n-features or --n, "
+                          "or use a device with more memory", soft_wrap=True); return 2
             err.print(f"[bold red]error:[/] {escape(one_line(e))} (an unexpected error: set FASTGAN_STUDY_DEBUG=1 "
                       "for the traceback and report it)", soft_wrap=True); return 1
         if name == 'train':

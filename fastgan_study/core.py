@@ -8,10 +8,10 @@ Docs: https://fastgan-study.github.io/fastgan_study/core.html.md"""
 __all__ = ['BIG', 'LIMITS', 'FastGANError', 'error_text', 'one_line', 'check_choice', 'onoff', 'floats', 'set_seed', 'to_signed',
            'signed_to_uint8', 'device_name', 'check_values', 'check_device', 'available_memory', 'fmt_bytes',
            'check_memory', 'versions', 'atomic_write', 'save_yaml', 'load_yaml', 'subplots', 'save_fig', 'fmt_number',
-           'load_weights', 'check_writable', 'inside', 'cache_dir']
+           'load_weights', 'check_writable', 'inside', 'FolderLock', 'writing_into', 'cache_dir']
 
 # %% ../nbs/00_core.ipynb #23c10f97
-import difflib, math, os, pickle, platform, re, shutil, tempfile, zipfile
+import contextlib, difflib, fcntl, math, os, pickle, platform, re, shutil, tempfile, zipfile
 from pathlib import Path
 import numpy as np, torch, yaml
 from fastai.torch_core import set_seed as _fastai_set_seed, default_device
@@ -92,7 +92,7 @@ LIMITS = dict(   # option → (int or float, lowest, highest, lowest excluded?)
     size=(int, 4, 4096), epochs=(int, 1, 10**6), bs=(int, 1, 65536), nz=(int, 1, 65536), n_features=(int, 1, 4096),
     n_channels=(int, 1, 3), n_samples=(int, 1, 10_000), checkpoint_every=(int, 1, BIG), score_every=(int, 0, BIG), gpus=(int, 1, 1024),
     seed=(int, 0, 2**32 - 1), depth=(int, 0, 16), kernel=(int, 1, 15), n_crit=(int, 1, 1000), n_gen=(int, 1, 1000),
-    lr=(float, 0, 10, True), lr_gen=(float, 0, 10, True), lr_crit=(float, 0, 10, True), lr_gan=(float, 0, 10, True),
+    lr=(float, 0, 100, True), lr_gen=(float, 0, 100, True), lr_crit=(float, 0, 100, True), lr_gan=(float, 0, 100, True),
     gen_thresh=(float, -1e6, 1e6), critic_thresh=(float, -1e6, 1e6), clip=(float, 0, 1e3, True), gp=(float, 0, 1e6),
     label_smoothing=(float, 0, 0.5), label_flip=(float, 0, 0.5), aux_weight=(float, 0, 1e6), instance_noise=(float, 0, 100),
     instance_noise_anneal=(int, 0, BIG), ema=(float, 0, 0.9999999), dropout_critic=(float, 0, 0.99), dropout_gen=(float, 0, 0.99),
@@ -267,6 +267,51 @@ def inside(root, # the output folder
     root = Path(root).resolve(); p = (root/name).resolve()
     if p != root and root not in p.parents: raise FastGANError(f"{name!r} would write outside {root}: use a plain name without '..' or '/' at the start")
     return p
+
+# %% ../nbs/00_core.ipynb #8bf5d709
+class FolderLock:
+    "Hold an exclusive lock on `folder` (created if missing) for this process until `release`, or refuse when another process holds it."
+    held = {}   # resolved folder → [open lock file, nesting count], in this process
+    def __init__(self, folder, # the run or study folder
+                 what:str='fastgan_study'): # what holds it, for the message another process gets
+        self.path, self.mine = Path(folder).resolve(), False
+        if str(self.path) in os.environ.get('FASTGAN_STUDY_LOCKED', '').split(os.pathsep): return   # our parent process holds it
+        if self.path in FolderLock.held: FolderLock.held[self.path][1] += 1; self.mine = True; return
+        check_writable(self.path, need_mb=0)
+        while True:
+            f = open(self.path/'.lock', 'a+')
+            try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                f.seek(0); who = f.read().strip() or 'another process'; f.close()
+                raise FastGANError(f"{folder} is being written by {who}: wait for it to finish or stop it, or choose another folder") from None
+            try:
+                if os.stat(self.path/'.lock').st_ino == os.fstat(f.fileno()).st_ino: break
+            except FileNotFoundError: pass
+            f.close()                                   # its holder removed the file as we locked it: lock the new one
+        f.seek(0); f.truncate(); f.write(f"pid {os.getpid()} ({what})"); f.flush()
+        FolderLock.held[self.path], self.mine = [f, 1], True
+    def release(self):
+        "Let go of the lock (once the outermost holder in this process releases it)."
+        if not self.mine: return
+        self.mine, h = False, FolderLock.held.get(self.path)
+        if h is None: return
+        h[1] -= 1
+        if h[1] == 0:
+            FolderLock.held.pop(self.path)
+            try: os.unlink(self.path/'.lock')           # while still locked: a folder is left as it was (kill -9 leaves the file, not the lock)
+            except OSError: pass
+            h[0].close()
+    def __enter__(self): return self
+    def __exit__(self, *exc): self.release()
+    def __repr__(self): return f"FolderLock({self.path}, {'held' if self.mine else 'not held'})"
+
+# %% ../nbs/00_core.ipynb #01860b3f
+def writing_into(folder, # the run or study folder a command reads
+                 out=None, # where it writes (None: into `folder`)
+                 what:str='fastgan_study'): # what holds it, for the message another process gets
+    "A `FolderLock` on `folder` when `out` lies inside it (or is None), else a context that holds nothing."
+    inside_it = out is None or Path(out).resolve().is_relative_to(Path(folder).resolve())
+    return FolderLock(folder, what) if inside_it and Path(folder).is_dir() else contextlib.nullcontext()
 
 # %% ../nbs/00_core.ipynb #de42f467
 def cache_dir():

@@ -11,7 +11,7 @@ __all__ = ['explore']
 import warnings
 from pathlib import Path
 import torch
-from .core import FastGANError, save_yaml
+from .core import FastGANError, save_yaml, check_values, writing_into
 from .data import load_images
 from .domain import domain_classifier
 from .latent import (interpolate, progress_gif, progress_sheet, sample_latents, images_from, class_vector, attribute_effect,
@@ -54,15 +54,20 @@ def explore(run:str, # run folder written by `fastgan_study train`
             seed:int=0, # seed of the latents
             out:str=None): # output folder (default: RUN/explore)
     "Write the figures and numbers of what a trained run's latent space, critic and the domain classifier show; returns the summary."
-    run = _check_run(run); out = Path(out) if out else run/'explore'
+    check_values(dict(k=k, n=n, seed=seed), limits=dict(n=(int, 2, 10**6)))
+    run = _check_run(run); lock = writing_into(run, out, 'fastgan_study explore'); out = Path(out) if out else run/'explore'
+    with lock: return _explore(run, k, n, test, seed, out)
+
+def _explore(run, k, n, test, seed, out):
+    "`explore` once its options are checked and its folder held."
     config, G = read_config(run), load_generator(run)
     real, held, why = _real_sets(config, test)
+    if not 0 <= k < len(real.vocab): raise FastGANError(f"k must be a class index from 0 to {len(real.vocab) - 1} ({', '.join(real.vocab)}), got {k}")
     summary = dict(run=str(run), held_out=len(held) if held is not None else f"none: {why}")
     progress_gif(run, out=out/'progress.gif'); progress_sheet(run, out=out/'progress.png')
     interpolate(run, out=out/'interpolation.png', seed=seed)
     summary['critic'] = _critic(run, real, held, n, seed, out)
     n_cls = getattr(G, 'n_classes', 0)
-    if not 0 <= k < len(real.vocab): raise FastGANError(f"k must be a class index from 0 to {len(real.vocab) - 1} ({', '.join(real.vocab)}), got {k}")
     if len(real.labels.unique()) >= 2:
         clf = domain_classifier(real)
         fake = images_from(G, sample_latents(G, n, seed), torch.arange(n) % n_cls if n_cls else None)

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 from scipy.stats import rankdata
 from torchvision.utils import make_grid
-from .core import FastGANError, check_choice, atomic_write, to_signed, subplots
+from .core import FastGANError, check_choice, atomic_write, to_signed, subplots, check_values, writing_into
 from .data import ImageSet, Noise
 from .models import generate
 from .metrics import FeatureExtractor, as_images
@@ -137,11 +137,14 @@ def interpolate(run:str, # run folder written by `fastgan_study train`
                 seed:int=0, # seed of the latents
                 out:str=None): # PNG to write (default: RUN/interpolation.png)
     "Write a strip of images interpolated between pairs of latents of a run's generator; returns the PNG's path."
+    check_values(dict(steps=steps, rows=rows, seed=seed), limits=dict(steps=(int, 2, 100)))
+    check_choice(method, ('slerp', 'linear'), 'method')
     G = load_generator(_check_run(run))
     imgs, k = interpolation_images(G, rows, steps, method, seed), getattr(G, 'n_classes', 0)
     names = [f'class {i % k}' if k else f'pair {i + 1}' for i in range(rows)]
-    out = Path(out) if out else Path(run)/'interpolation.png'
-    plt.close(plot_image_rows(imgs, f'{Path(run).name}: {method} interpolation, {steps} steps (seed {seed})', names, _t_labels(steps), out))
+    with writing_into(run, out, 'fastgan_study interpolate'):
+        out = Path(out) if out else Path(run)/'interpolation.png'
+        plt.close(plot_image_rows(imgs, f'{Path(run).name}: {method} interpolation, {steps} steps (seed {seed})', names, _t_labels(steps), out))
     return out
 
 # %% ../nbs/08_latent.ipynb #7d03fc75

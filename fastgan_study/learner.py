@@ -9,10 +9,10 @@ __all__ = ['SETTINGS', 'RECIPES', 'OPTS', 'SCORE_KINDS', 'REFERENCES_VERSION', '
            'gan_splitter', 'recipe_settings', 'needs_labels', 'data_options', 'CheckCallbacks', 'FastGANLearner',
            'gan_learner', 'tiny_gan_learner', 'score_callback', 'closing_scores', 'final_scores', 'untrained_generator',
            'reference_scores', 'run_name', 'run_config', 'check_resume', 'RunWarnings', 'RunFolder', 'default_epochs',
-           'run_learner', 'log_callbacks', 'train']
+           'check_fits', 'run_learner', 'log_callbacks', 'train']
 
 # %% ../nbs/06_learner.ipynb #11d7df25
-import sys, site, sysconfig, time, datetime, warnings
+import os, sys, site, sysconfig, time, datetime, warnings
 from functools import partial
 from pathlib import Path
 import torch
@@ -26,7 +26,8 @@ from torch.nn.utils.parametrize import is_parametrized
 from fastai.learner import CancelEpochException
 from fastai.torch_core import params
 from fastai.vision.gan import GANLearner, gan_loss_from_func
-from .core import FastGANError, check_choice, set_seed, device_name, versions, onoff, floats, one_line
+from .core import (FastGANError, check_choice, set_seed, device_name, versions, onoff, floats, one_line, error_text, check_values,
+                                check_memory, FolderLock)
 from .data import gan_dls, ImageSet
 from .models import gan_nets, count_params, generate, sampling_generator, is_conditional, ARCH_OPTIONS
 from .losses import LOSSES, gan_loss, KeepReal
@@ -35,7 +36,7 @@ from .callbacks import (GANMetrics, SampleGrids, RichProgress, InstanceNoise, Ge
 from .speed import FastDispatch, lazy_losses, speed_up
 from .distributed import dist_env, is_main, init_distributed, SyncReplicas, launch
 from .runs import (run_dir, read_config, write_config, write_metrics, read_scores, write_scores, plot_losses, plot_final, save_checkpoint,
-                   load_checkpoint, restore_checkpoint, ResumeFrom, load_run, REFERENCES, scores_data, as_scores, write_references,
+                   load_checkpoint, check_checkpoint, restore_checkpoint, ResumeFrom, load_run, REFERENCES, scores_data, as_scores, write_references,
                    read_warnings, write_warnings)
 from .metrics import measure, ScoreCallback, InceptionFeatures, cached_tensor, _images_hash
 from .domain import domain_scores, domain_classifier
@@ -75,13 +76,6 @@ def gan_splitter(model):
     return [params(model.generator), params(model.critic)]
 
 # %% ../nbs/06_learner.ipynb #d8621547
-def _check_range(s, key, lo=None, hi=None, lo_open=False, what=''):
-    v = s[key]
-    if v is None: return
-    if (lo is not None and (v <= lo if lo_open else v < lo)) or (hi is not None and v > hi):
-        rng = f"{'>' if lo_open else '≥'} {lo}" if hi is None else f"in [{lo}, {hi}]"
-        raise FastGANError(f"{key} must be {rng}{what}, got {v}")
-
 def recipe_settings(recipe:str='dcgan', **overrides):
     "The recipe's settings with `overrides` (those not None) applied, checked: a dict of every name in `SETTINGS`."
     if recipe == 'superres':
@@ -99,13 +93,14 @@ def recipe_settings(recipe:str='dcgan', **overrides):
         except ValueError as e: raise FastGANError(f"{k}: {e}") from None
     check_choice(s['opt'], OPTS, 'optimizer'); check_choice(s['loss'], LOSSES, 'loss')
     check_choice(s['switcher'], ('fixed', 'adaptive'), 'switcher')
-    for k in ('lr', 'lr_gen', 'lr_crit'): _check_range(s, k, 0, lo_open=True)
-    for k in ('n_crit', 'n_gen'): _check_range(s, k, 1)
-    _check_range(s, 'label_smoothing', 0, 0.5, what=' (the real target becomes 1 − s)'); _check_range(s, 'label_flip', 0, 0.5)
-    for k in ('instance_noise', 'instance_noise_anneal', 'gp', 'aux_weight', 'clip'): _check_range(s, k, 0)
-    _check_range(s, 'ema', 0, 0.9999999, what=' (a decay such as 0.999; 0 turns EMA off)')
+    check_values(s)                                                     # every number against its rule in `core.LIMITS`
     if s['betas'] is not None and (len(s['betas']) != 2 or not all(0 <= b < 1 for b in s['betas'])):
         raise FastGANError(f"betas must be two numbers in [0, 1), e.g. 0.5,0.999; got {s['betas']}")
+    if s['label_noise'] is not None and (len(s['label_noise']) != 2 or not all(0 < a < 1e6 for a in s['label_noise'])):
+        raise FastGANError(f"label_noise must be two positive numbers α,β of a Beta(α, β), e.g. 1,20; got {s['label_noise']}")
+    if s['critic_out'] == 'prob' and s['loss'] in ('wgan', 'wgan-gp', 'hinge'):
+        raise FastGANError(f"loss {s['loss']} needs a critic that outputs logits, not probabilities: leave critic_out at logit "
+                           f"(--critic-out logit), or choose --loss bce or minimax")
     if s['switcher'] == 'adaptive' and s['gen_thresh'] is None and s['critic_thresh'] is None:
         raise FastGANError("the adaptive switcher needs --gen-thresh and/or --critic-thresh (loss levels that trigger a switch)")
     return dict(recipe=recipe, **s)
@@ -142,10 +137,14 @@ class FastGANLearner(FastDispatch, GANLearner):
         "fastai's `GANLearner.from_learners`, building this class (fastai's is bound to `GANLearner` itself, whatever class calls it)."
         losses = gan_loss_from_func(gen_learn.loss_func, crit_learn.loss_func, weights_gen=weights_gen)
         return cls(gen_learn.dls, gen_learn.model, crit_learn.model, *losses, switcher=switcher, **kwargs)
-    def fit(self, *args, **kwargs):
-        "fastai's `fit`; a `FastGANError` raised in a callback keeps its one line (fastai prefixes where it was raised)."
-        try: return super().fit(*args, **kwargs)
-        except FastGANError as e: raise FastGANError(str(e).split('\n\t', 1)[-1]) from None
+    def fit(self, n_epoch, lr=None, wd=None, cbs=None, reset_opt=False, start_epoch=0):
+        "fastai's `fit`; when it stops on an exception (Ctrl-C included), callbacks with a `fit_failed(exc)` method hear of it, and a `FastGANError` raised in a callback keeps its one line."
+        told = [c for c in [*L(cbs), *self.cbs] if hasattr(c, 'fit_failed') and not isinstance(c, type)]   # fit removes its `cbs` as it ends
+        try: return super().fit(n_epoch, lr=lr, wd=wd, cbs=cbs, reset_opt=reset_opt, start_epoch=start_epoch)
+        except BaseException as e:
+            for c in told: c.fit_failed(e)
+            if isinstance(e, FastGANError): e.args = (error_text(e),)     # without fastai's "Exception occured in ..." line
+            raise
     def _do_fit(self):
         "fastai's epoch loop, from the epoch `before_fit` leaves the learner at (0, or the checkpoint's when resuming)."
         for epoch in range(self.epoch, self.n_epoch):
@@ -324,13 +323,20 @@ RESUME_KEYS = ('data', 'size', 'n_channels', 'classes', 'n_images', 'nz', 'noise
                'score_every', 'recipe', *SETTINGS)   # the settings that shape a run: a resumed run must repeat them
 
 def check_resume(out:Path, config:dict):
-    "The checkpoint in `out` and the config it was trained with, once the settings that shape the run are checked against `config`."
-    if not (out/'model.pth').exists() or not (out/'config.yaml').exists():
-        raise FastGANError(f"nothing to resume in {out}: no checkpoint (model.pth and config.yaml); run without --resume to start it")
-    old, state = read_config(out), load_checkpoint(out)
+    "The checkpoint in `out` and the config it was trained with, once the settings that shape the run are checked against `config`; (None, config) for a run that stopped before its first checkpoint."
+    if not (out/'config.yaml').exists():
+        raise FastGANError(f"nothing to resume in {out}: no run there (config.yaml); run without --resume to start it")
+    old = read_config(out)
     diff = [k for k in RESUME_KEYS if old.get(k) != config[k]]
     if diff: raise FastGANError(f"cannot resume {out} with other settings: {', '.join(f'{k} {old.get(k)!r} (now {config[k]!r})' for k in diff)}; "
                                 "repeat the run's settings, or start a new run")
+    if not (out/'model.pth').exists():                                   # stopped before its first checkpoint: nothing was trained
+        warnings.warn(f"{out} holds a run that stopped before its first checkpoint: starting it again from epoch 0")
+        return None, old
+    state = load_checkpoint(out)
+    mixed = [k for k in RESUME_KEYS if k in state.get('config', {}) and state['config'][k] != old.get(k)]
+    if mixed: raise FastGANError(f"{out}/model.pth was trained with other settings than its config.yaml ({', '.join(mixed)}): it belongs to "
+                                 "another run; put back the run's own model.pth, or start a new run")
     if state['epoch'] > config['epochs']:
         raise FastGANError(f"{out} has trained {state['epoch']} epochs, more than --epochs {config['epochs']}: give --epochs {state['epoch']} or more")
     return state, old
@@ -381,12 +387,13 @@ class RunFolder(Callback):
                  checkpoint_every:int=1, # save model.pth every N epochs, and after the last
                  report:bool=True, # write report.html (and report.md) at the end
                  **known): # settings the learner cannot tell, for config.yaml: data (as typed), classes
-        check_choice(score, SCORE_KINDS, 'score')
+        check_choice(score, SCORE_KINDS, 'score'); check_values(dict(seed=seed, n_samples=n_samples, checkpoint_every=checkpoint_every))
         if resume and path is None: raise FastGANError("--resume continues the run in --out: give --out DIR (in Python, RunFolder's path)")
         if resume and force: raise FastGANError("--resume continues the run in --out and --force starts it again: choose one")
-        store_attr(but='path,known'); self.out, self.known, self.warned = path, known, RunWarnings()
+        store_attr(but='path,known'); self.out, self.known, self.warned, self.lock = path, known, RunWarnings(), None
     def before_fit(self):
         self.run = not hasattr(self.learn, 'gather_preds') and not hasattr(self.learn, 'lr_finder')
+        self.started, self.opened, self.saved = False, False, None
         if self.run: self.started = self.warned.start(); self.open()
     def after_epoch(self):
         e, rows = self.epoch + 1, self.learn.gan_metrics
@@ -397,7 +404,33 @@ class RunFolder(Callback):
         try: self.close()
         finally:
             if self.started: self.warned.stop()
-    def save(self, epoch): save_checkpoint(self.learn, self.out/'model.pth', self.config, epoch, self.grids.z)
+            self.release()
+    def save(self, epoch): save_checkpoint(self.learn, self.out/'model.pth', self.config, epoch, self.grids.z); self.saved = epoch
+    def hold(self, name:str='run'): # the name of a new folder under runs/ when `path` is None
+        "Take the run folder for this process (`core.FolderLock`), then check it: a new run's folder emptied (`runs.run_dir`), a resumed one as it is."
+        if self.lock is not None: return self.out
+        out = Path(self.out) if self.out is not None else run_dir(None, name)
+        self.lock = FolderLock(out, 'fastgan_study train')
+        try: self.out = out if self.resume else run_dir(out, name, self.force)
+        except BaseException: self.release(); raise
+        return self.out
+    def release(self):
+        "Let go of the run folder."
+        if self.lock is not None: self.lock.release(); self.lock = None
+    def fit_failed(self, exc:BaseException): # what stopped the fit
+        "Mark the run interrupted (Ctrl-C) or failed in config.yaml, with the reason and the epoch its checkpoint keeps; let go of the folder."
+        try:
+            if self.opened and not self.finished:
+                stop = isinstance(exc, KeyboardInterrupt)
+                end = dict(status='interrupted' if stop else 'failed', reason=f"stopped by {exc.args[0] if exc.args else 'Ctrl-C'}" if stop else one_line(exc),
+                           checkpoint_epoch=self.saved)
+                try: write_config(dict(self.config, **end), self.out)
+                except Exception: pass                                    # a full disk: config.yaml stays as it was, whole
+                if self.saved is not None and hasattr(exc, 'add_note'):
+                    exc.add_note(f"{self.out} keeps epoch {self.saved} in model.pth: the same command with --resume continues it (resume=True in Python)")
+        finally:
+            if self.started: self.warned.stop(); self.started = False
+            self.release()
 
 # %% ../nbs/06_learner.ipynb #e35855de
 @patch
@@ -406,9 +439,11 @@ def open(self:RunFolder):
     every = [cb.every for cb in self.learn.cbs if isinstance(cb, ScoreCallback)]
     self.config = c = run_config(self.learn, epochs=self.n_epoch, seed=self.seed, n_samples=self.n_samples, score=self.score,
                                  score_every=every[0] if every else 0, **self.known)
-    name = run_name(c['recipe'], c['data'], c['size'])
-    state, old = check_resume(Path(self.out), c) if self.resume else (None, {})
-    self.out, self.t0, self.finished = Path(self.out) if self.resume else run_dir(self.out, name, self.force), time.perf_counter(), False
+    self.hold(run_name(c['recipe'], c['data'], c['size']))             # no other process checks or writes the folder from here on
+    state, old = check_resume(self.out, c) if self.resume else (None, {})
+    if state: check_checkpoint(self.learn, state, str(self.out/'model.pth'))    # all checked before a file is touched
+    elif self.resume: run_dir(self.out, force=True)                     # a run stopped before its first checkpoint starts again
+    self.t0, self.finished = time.perf_counter(), False
     self.learn.path, self.learn.scores, self.learn.references, self.learn.diverged = self.out, {}, {}, None
     if state:
         restore_checkpoint(self.learn, state)
@@ -419,7 +454,7 @@ def open(self:RunFolder):
         for f in [self.out/'scores.yaml', self.out/'references.yaml', *self.out.glob('.*.tmp'), *self.out.glob('samples/.*.tmp')]: f.unlink(missing_ok=True)   # stale
         for w in read_warnings(self.out): self.warned.add(w['category'], w['message'], w['count'])   # what the run said before it stopped
     else: c.update(out=str(self.out), started=_now(), status='running')
-    write_config(c, self.out)
+    write_config(c, self.out); self.opened = True
     self.grids = SampleGrids(self.out/'samples', n=self.n_samples, seed=self.seed)
     self.grids.learn = self.learn; self.grids.before_fit()              # the fixed noise, and the grid of epoch 0 in a new run
     if not state: self.save(0)
@@ -469,9 +504,19 @@ def default_epochs(settings:dict): # from `recipe_settings`
     return round(75 * (settings['n_crit'] + settings['n_gen']) / settings['n_gen'])
 
 # %% ../nbs/06_learner.ipynb #dd9b5711
-def _check_train_args(epochs, bs, n_samples, checkpoint_every, gpus=1):
-    for k, v in dict(epochs=epochs, bs=bs, n_samples=n_samples, checkpoint_every=checkpoint_every, gpus=gpus).items():
-        if v < 1: raise FastGANError(f"{k} must be at least 1, got {v}")
+def check_fits(settings:dict, # from `recipe_settings`
+               size:int, n_channels:int, nz:int, n_features:int, bs:int, # the run's shapes
+               device=None): # where it will train
+    "Refuse, before data is loaded, networks whose weights, gradients, Adam's moments and a batch's activations would not fit in memory (built on PyTorch's meta device: no memory used)."
+    opts = {k: settings[k] for k in ARCH_OPTIONS if settings.get(k) is not None}
+    with torch.device('meta'):
+        G, D = gan_nets(settings['arch'], size=size, n_channels=n_channels, nz=nz, n_features=n_features,
+                        n_classes=10 if needs_labels(settings) else 0, **opts)
+    n = count_params(G) + count_params(D)
+    need = 16 * n + 24 * bs * n_features * size * size                # 4 copies of each weight (fp32); activations kept for backward, roughly
+    check_memory(need, f"networks of {n:,} parameters (width {n_features}, noise {nz}, {size}×{size}) with batches of {bs}",
+                 "lower --n-features, --nz, --size or --bs", device)
+    return need
 
 # %% ../nbs/06_learner.ipynb #a3194502
 def _shard(dls, rank:int, world:int, bs:int):
@@ -501,8 +546,14 @@ def _train_processes(args:dict, # `train`'s arguments
     gpu = torch.cuda.is_available() if dev is None else str(dev).startswith('cuda')
     if not gpu and dev not in (None, 'cpu'): raise FastGANError(f"--gpus runs on CUDA GPUs or CPU processes, not on {dev}")
     if gpu and torch.cuda.device_count() < n: raise FastGANError(f"--gpus {n} needs {n} GPUs; this machine has {torch.cuda.device_count()}")
-    out = Path(args['out']) if args['resume'] else run_dir(args['out'], name=name, force=args['force'])
-    launch(train, n, **dict(args, out=str(out), force=False, device='cuda' if gpu else 'cpu'))
+    folder = RunFolder(args['out'], args['resume'], args['force'])
+    out, env = folder.hold(name), os.environ.get('FASTGAN_STUDY_LOCKED')     # held here, for the processes started below
+    os.environ['FASTGAN_STUDY_LOCKED'] = os.pathsep.join(filter(None, [env, str(out.resolve())]))
+    try: launch(train, n, **dict(args, out=str(out), force=False, device='cuda' if gpu else 'cpu'))
+    finally:
+        if env is None: del os.environ['FASTGAN_STUDY_LOCKED']
+        else: os.environ['FASTGAN_STUDY_LOCKED'] = env
+        folder.release()
     return run_learner(out)
 
 LOGGERS = dict(tensorboard=('fastai.callback.tensorboard', 'TensorBoardCallback', 'tensorboard'),
@@ -583,9 +634,10 @@ def train(data='digits', # 'digits', a folder of images, an .npz file, or a fast
           progress:bool=True): # show a progress bar
     "Train a GAN on `data` and write a run folder (`RunFolder`): config, per-epoch metrics and samples, model, scores, report; or continue one (`resume`)."
     args, knobs = dict(locals()), {k: v for k, v in locals().items() if k in SETTINGS}
+    check_values(args)                                                  # every number and the device, before anything is loaded or written
     settings = recipe_settings(recipe, **knobs)
     epochs = default_epochs(settings) if epochs is None else epochs
-    _check_train_args(epochs, bs, n_samples, checkpoint_every, gpus)
+    check_fits(settings, size, n_channels or 3, nz, n_features, bs, device)
     if log is not None: check_choice(log, LOGGERS, 'logger')
     name, (rank, world, _) = run_name(settings['recipe'], data, size), dist_env()
     classes = classes.split(',') if isinstance(classes, str) else classes
@@ -600,10 +652,11 @@ def train(data='digits', # 'digits', a folder of images, an .npz file, or a fast
         if main: cbs = [folder] + ([RichProgress()] if progress else []) + ([score_callback(dls.images, score, score_every, seed)] if score_every else [])
         else: cbs = [ResumeFrom(load_checkpoint(out))] if resume else []     # the other processes write nothing
         cbs += ([SyncReplicas(seed)] if world > 1 else []) + ([DivergenceGuard()] if onoff(guard) else [])
-        if main and not resume: folder.out = run_dir(out, name, force)   # named now: a logger writes into it too
+        if main: folder.hold(name)                                       # taken and named now: a logger writes into it too
         cbs += log_callbacks(log, folder.out, run_config(learn, data=str(data), classes=classes, seed=seed)) if main and log else []
         try:
             with learn.no_bar(), learn.no_logging(): learn.fit(epochs, cbs=cbs)
         finally:
+            folder.release()                                            # also when the fit never started
             if main and log == 'wandb': sys.modules['wandb'].finish()    # the run's W&B run ends with it (a study starts one per trial)
     return learn

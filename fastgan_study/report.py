@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 from torchvision.utils import make_grid
-from .core import FastGANError, atomic_write, load_yaml, subplots
+from .core import FastGANError, atomic_write, load_yaml, subplots, check_values, writing_into
 from .data import load_images
 from .runs import (read_config, read_metrics, read_scores, read_references, read_warnings, sample_grids, score_columns, plot_losses,
                                 card_text, METRIC_COLUMNS, REFERENCES)
@@ -542,8 +542,12 @@ def write_report(folder, # a run folder (written by `learner.train`) or a study 
                  out:str=None, # the HTML file (default folder/report.html); report.md goes beside it
                  n_samples:int=16): # images per trial in a study's sample grid
     "Write a self-contained report.html (images embedded, no network) and report.md (its tables) for a run or a study; returns the HTML's path."
-    folder = Path(folder)
+    check_values(dict(n_samples=n_samples)); folder = Path(folder)
     if not folder.is_dir(): raise FastGANError(f"no folder {folder}: give a run folder or a study folder")
+    with writing_into(folder, out, 'fastgan_study report'): return _write_report(folder, out, n_samples)
+
+def _write_report(folder, out, n_samples):
+    "`write_report` once its folder is held."
     if (folder/'results.csv').exists() or (folder/'study.yaml').exists(): doc = study_report(folder, n_samples)
     elif (folder/'config.yaml').exists(): doc = run_report(folder)
     else: raise FastGANError(f"{folder} is neither a run folder (no config.yaml) nor a study folder (no results.csv or study.yaml): "

@@ -9,7 +9,8 @@ __all__ = ['RUN_FILES', 'METRIC_COLUMNS', 'REFERENCES', 'run_dir', 'read_config'
            'score_columns', 'card_text', 'Score', 'comparable', 'scores_data', 'as_scores', 'write_scores',
            'read_scores', 'write_references', 'read_references', 'write_warnings', 'read_warnings', 'plot_losses',
            'plot_final', 'sample_grids', 'rng_states', 'set_rng_states', 'train_state', 'save_checkpoint',
-           'load_checkpoint', 'restore_checkpoint', 'ResumeFrom', 'load_generator', 'load_critic', 'Run', 'load_run']
+           'load_checkpoint', 'check_checkpoint', 'restore_checkpoint', 'ResumeFrom', 'load_generator', 'load_critic',
+           'Run', 'load_run']
 
 # %% ../nbs/04c_runs.ipynb #fe487ad3
 import csv, random, shutil
@@ -31,16 +32,20 @@ def run_dir(out=None, # the run folder (None: a new folder under runs/ named aft
             name:str='run', # base name for a new folder
             force:bool=False, # replace the files of a run already in `out`
             files=RUN_FILES): # the files a run of this kind writes
-    "The folder a run writes to, created and empty of earlier run files."
+    "The folder a run writes to, created and empty of earlier run files (and of the temporary files a killed run left)."
     if out is None:
         out, i = Path('runs')/name, 1
         while out.exists(): i += 1; out = Path('runs')/f'{name}-{i}'
     out = Path(out)
     if out.exists() and not out.is_dir(): raise FastGANError(f"output {out} is a file: choose a folder for --out")
     old = [out/f for f in files if (out/f).exists()]
+    if old and not force and (out/'config.yaml').exists() and not (out/'model.pth').exists():
+        raise FastGANError(f"output folder {out} holds a run that stopped before its first checkpoint: pass --resume to start it again "
+                           "with its settings (nothing was trained), --force to replace it, or choose another --out")
     if old and not force: raise FastGANError(f"output folder {out} already holds a run: choose another --out, pass --force to overwrite it, or --resume to train it further")
     check_writable(out)                         # before anything is removed or trained
     for f in old: shutil.rmtree(f) if f.is_dir() else f.unlink()
+    for f in [*out.glob('.*.tmp'), *out.glob('samples/.*.tmp')]: f.unlink(missing_ok=True)   # half-written files of a killed writer
     return out
 
 # %% ../nbs/04c_runs.ipynb #a446b692
@@ -228,8 +233,27 @@ def load_checkpoint(run): # a run folder or its model.pth
     if 'train' not in state: raise FastGANError(f"{f} holds no training state to resume from: start a new run")
     return state
 
+def _shapes(sd): return {k: tuple(v.shape) for k, v in (sd or {}).items() if torch.is_tensor(v)}
+
+def check_checkpoint(learn, # a fitting learner (in `before_fit`)
+                     state:dict, # a checkpoint from `load_checkpoint`
+                     where:str='the checkpoint'): # how to name it in an error, e.g. 'runs/x/model.pth'
+    "Refuse, before anything is put back or written, a checkpoint whose networks, moving average or optimizer do not fit `learn`."
+    fix = "resume with the settings it was trained with (its config.yaml), or start a new run"
+    for part in ('generator', 'critic'):
+        want, got = _shapes(getattr(learn.model, part).state_dict()), _shapes(state.get(part))
+        bad = next((k for k in sorted(set(want) | set(got)) if want.get(k) != got.get(k)), None)
+        if bad: raise FastGANError(f"{where} does not fit these settings: its {part}'s {bad} is {got.get(bad, 'missing')}, these settings "
+                                   f"build {want.get(bad, 'none')}: {fix}")
+    ema = getattr(learn, 'generator_ema', None)
+    if (ema is None) != (state.get('generator_ema') is None):
+        raise FastGANError(f"{where} was trained {'with' if ema is None else 'without'} a moving average of the generator (ema): {fix}")
+    sizes = lambda sd: [len(g['params']) for g in sd['param_groups']] if sd else None
+    if learn.opt is not None and sizes(state.get('opt')) != sizes(learn.opt.state_dict()):
+        raise FastGANError(f"{where} holds an optimizer for other parameter groups ({sizes(state.get('opt'))}, not {sizes(learn.opt.state_dict())}): {fix}")
+
 def restore_checkpoint(learn, state:dict): # a fitting learner (in `before_fit`); a checkpoint from `load_checkpoint`
-    "Put `learn` back where `state` left it: weights, optimizer, counters, the callbacks' state and the random states."
+    "Put `learn` back where `state` left it: weights, optimizer, counters, the callbacks' state and the random states (check it first with `check_checkpoint`)."
     t, m = state['train'], learn.model
     learn.epoch, learn.train_iter = state['epoch'], t['train_iter']
     m.generator.load_state_dict(state['generator']); m.critic.load_state_dict(state['critic']); learn.opt.load_state_dict(state['opt'])
@@ -251,7 +275,7 @@ class ResumeFrom(Callback):
     "Continue a fit from a checkpoint `state` (`load_checkpoint`): `restore_checkpoint` once the other callbacks are set up."
     order = 90
     def __init__(self, state:dict): store_attr()
-    def before_fit(self): restore_checkpoint(self.learn, self.state)
+    def before_fit(self): check_checkpoint(self.learn, self.state); restore_checkpoint(self.learn, self.state)
 
 # %% ../nbs/04c_runs.ipynb #7e32eced
 def _run_nets(run):

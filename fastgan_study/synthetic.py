@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, TensorDataset, RandomSampler
 from fastcore.meta import delegates
 from fastai.data.core import DataLoaders
 from fastai.learner import Learner
-from .core import FastGANError, atomic_write, save_yaml, load_yaml, device_name, save_fig, subplots
+from .core import FastGANError, atomic_write, save_yaml, load_yaml, device_name, save_fig, subplots, check_values, writing_into
 from .data import ImageSet, Noise, load_images
 from .models import generate
 from .domain import seeded_lenet, classifier_accuracy, domain_classifier
@@ -297,7 +297,9 @@ def augment(run:str, # a conditional run folder (`fastgan_study train --recipe c
             out:str=None, # output folder (default: RUN/augment)
             progress:bool=True): # print each cell as it finishes
     "Train a LeNet on real + generated mixes over a grid of counts, test it on held-out real images; write RUN/augment/ (table, heat map, verdict)."
+    check_values(dict(seeds=seeds, steps=steps, bs=bs, lr=lr, seed=seed, device=device))
     reals, gens = counts(real, 'real'), counts(generated, 'generated')
+    check_values(dict(generated=gens[-1]), limits=dict(generated=(int, 0, 10**6)))
     if reals == (0,) and gens == (0,): raise FastGANError("the grid has only the empty cell (0 real, 0 generated): give some real or generated counts")
     G, config = conditional_generator(run), read_config(run)
     real_set, test_set = held_out(config, test)
@@ -306,7 +308,12 @@ def augment(run:str, # a conditional run folder (`fastgan_study train --recipe c
     fake = ImageSet(*draw_labelled(G, gens[-1], real_set.labels.unique(), seed, keep), real_set.vocab, f'{run} (generated)')
     grid = accuracy_grid(real_set, fake, test_set, reals, gens, seeds, progress, pretrain=pretrain, source_channel=source_channel,
                          steps=steps, bs=bs, lr=lr, device=device)
-    out = Path(out) if out else Path(run)/'augment'
+    lock = writing_into(run, out, 'fastgan_study augment'); out = Path(out) if out else Path(run)/'augment'
+    with lock: return _augment_outputs(run, grid, out, test, config, test_set, real_set, reals, gens, seeds, steps, bs, lr,
+                                       quality_filter, pretrain, source_channel, seed, device)
+
+def _augment_outputs(run, grid, out, test, config, test_set, real_set, reals, gens, seeds, steps, bs, lr, quality_filter, pretrain, source_channel, seed, device):
+    "Write RUN/augment/: the table, the heat map, the verdict and the settings."
     title = f"{Path(run).name} ({_options(quality_filter, pretrain, source_channel)}): LeNet test accuracy on {len(test_set)} held-out real images"
     note = best_note(grid, len(test_set))
     _write_outputs(grid, out, note, title)

@@ -65,9 +65,9 @@ def test_size_the_model_cannot_make(tmp_path):
     assert 'cannot make 30×30' in _err(cli('train', '--size', '30', '--out', tmp_path/'r'))
 
 def test_negative_epochs(tmp_path):
-    assert 'epochs must be at least 1' in _err(cli('train', '--epochs', '-3', '--out', tmp_path/'r'))
+    assert 'epochs must be a whole number from 1' in _err(cli('train', '--epochs', '-3', '--out', tmp_path/'r'))
 
-@pytest.mark.parametrize('opt,val,msg', [('--lr', '0', 'lr must be > 0'), ('--bs', '0', 'bs must be at least 1'),
+@pytest.mark.parametrize('opt,val,msg', [('--lr', '0', 'lr must be a number above 0'), ('--bs', '0', 'bs must be a whole number from 1'),
                                          ('--recipe', 'dcgna', "did you mean 'dcgan'"), ('--opt', 'adma', "did you mean 'adam'")])
 def test_bad_settings(tmp_path, opt, val, msg):
     assert msg in _err(cli('train', opt, val, '--out', tmp_path/'r'))

@@ -35,7 +35,9 @@ RECHECK = {
                                      "just call that method and reset `run` at after_fit); every callback of ours (order, name, "
                                      "attribute delegation to the learner)",
     'fastai.learner:Learner._do_fit': "learner.FastGANLearner._do_fit copies it, starting at `self.epoch` (resume)",
-    'fastai.learner:Learner.fit': "learner.FastGANLearner.fit wraps it (a FastGANError raised in a callback stays one line)",
+    'fastai.learner:Learner.fit': "learner.FastGANLearner.fit wraps it with fastai's signature copied (n_epoch, lr, wd, cbs, reset_opt, "
+                                  "start_epoch): callbacks with fit_failed hear of an exception, and a FastGANError raised in a callback "
+                                  "stays one line",
     'fastai.learner:Learner.get_preds': "learner.FastGANLearner.get_preds passes ds_idx (0 when there is no validation set) and dl; "
                                          "the habits table's get_preds() rows",
     'fastai.learner:Learner.show_results': "learner.FastGANLearner.show_results passes ds_idx, dl, max_n, shuffle; the habits table's show_results() rows",

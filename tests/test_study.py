@@ -85,12 +85,12 @@ def test_failed_trial_is_recorded_and_the_study_goes_on(tmp_path, monkeypatch):
     (lambda t: t + 'seed: 3\n', "unknown key 'seed'"),
     (lambda t: t.replace('grid:', 'grid:\n  data: [nowhere.npz]'), "no data source 'nowhere.npz'"),
     (lambda t: t.replace('lr: [', 'lr: [[1], '), "lr: expected a number, got [1]"),
-    (lambda t: t.replace('n_features: 8', 'n_features: 8, epochs: 0'), "epochs must be at least 1"),
-    (lambda t: t.replace('n_features: 8', 'n_features: 0'), "n_features must be at least 1"),
+    (lambda t: t.replace('n_features: 8', 'n_features: 8, epochs: 0'), "epochs must be a whole number from 1"),
+    (lambda t: t.replace('n_features: 8', 'n_features: 0'), "n_features must be a whole number from 1"),
     (lambda t: t.replace('[2e-3, 2e-4]', '[2e-4, 2.0e-4]'), "s.yaml, line 4: cell lr=0.0002,opt=adam would run twice"),
     (lambda t: t.replace('grid:', 'ablate: {lr: [2e-4]}\ngrid:'), "ablate.lr lists the base's own value 0.0002"),
     (lambda t: t.replace('seeds: 2', 'seeds: 2\ntest: bootstrap'), "test must be welch or permutation"),
-    (lambda t: t.replace('size: 16', 'size: 0'), "size must be at least 4"),
+    (lambda t: t.replace('size: 16', 'size: 0'), "size must be a whole number from 4"),
     (lambda t: t.replace('seeds: 2', 'seeds: 2\nmin_seeds: 1'), "s.yaml, line 7: min_seeds must be a whole number of at least 2"),
     (lambda t: t.replace('seeds: 2', 'seeds: 2\nmin_seeds: three'), "s.yaml, line 7: min_seeds must be a whole number of at least 2"),
 ])
@@ -118,9 +118,9 @@ def test_another_base_is_refused_and_a_larger_grid_is_not(tmp_path):
 
 def test_one_study_folder_one_process(tmp_path):
     f, out = study_file(tmp_path), tmp_path/'study'
-    out.mkdir(); h = open(out/'.study.lock', 'a+'); fcntl.flock(h, fcntl.LOCK_EX)
+    out.mkdir(); h = open(out/'.lock', 'a+'); fcntl.flock(h, fcntl.LOCK_EX)
     try:
-        with pytest.raises(FastGANError, match='is being run by another process'): S.run_study(f, out, verbose=False)
+        with pytest.raises(FastGANError, match='is being written by another process'): S.run_study(f, out, verbose=False)
     finally: h.close()
     assert not (out/'trials').exists()
 
