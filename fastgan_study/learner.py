@@ -390,7 +390,7 @@ class RunFolder(Callback):
         check_choice(score, SCORE_KINDS, 'score'); check_values(dict(seed=seed, n_samples=n_samples, checkpoint_every=checkpoint_every))
         if resume and path is None: raise FastGANError("--resume continues the run in --out: give --out DIR (in Python, RunFolder's path)")
         if resume and force: raise FastGANError("--resume continues the run in --out and --force starts it again: choose one")
-        store_attr(but='path,known'); self.out, self.known, self.warned, self.lock = path, known, RunWarnings(), None
+        store_attr(but='path,known'); self.out, self.known, self.warned, self.folder_lock = path, known, RunWarnings(), None
     def before_fit(self):
         self.run = not hasattr(self.learn, 'gather_preds') and not hasattr(self.learn, 'lr_finder')
         self.started, self.opened, self.saved = False, False, None
@@ -408,15 +408,17 @@ class RunFolder(Callback):
     def save(self, epoch): save_checkpoint(self.learn, self.out/'model.pth', self.config, epoch, self.grids.z); self.saved = epoch
     def hold(self, name:str='run'): # the name of a new folder under runs/ when `path` is None
         "Take the run folder for this process (`core.FolderLock`), then check it: a new run's folder emptied (`runs.run_dir`), a resumed one as it is."
-        if self.lock is not None: return self.out
+        if self.folder_lock is not None: return self.out
         out = Path(self.out) if self.out is not None else run_dir(None, name)
-        self.lock = FolderLock(out, 'fastgan_study train')
+        if self.resume and not (out/'config.yaml').exists():
+            raise FastGANError(f"nothing to resume in {out}: no run there (config.yaml); run without --resume to start it")
+        self.folder_lock = FolderLock(out, 'fastgan_study train')
         try: self.out = out if self.resume else run_dir(out, name, self.force)
         except BaseException: self.release(); raise
         return self.out
     def release(self):
         "Let go of the run folder."
-        if self.lock is not None: self.lock.release(); self.lock = None
+        if self.folder_lock is not None: self.folder_lock.release(); self.folder_lock = None
     def fit_failed(self, exc:BaseException): # what stopped the fit
         "Mark the run interrupted (Ctrl-C) or failed in config.yaml, with the reason and the epoch its checkpoint keeps; let go of the folder."
         try:

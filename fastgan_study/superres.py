@@ -31,7 +31,7 @@ from fastai.callback.schedule import fit_one_cycle, fine_tune   # patched onto L
 from fastai.callback.progress import CSVLogger
 from fastai.vision.learner import unet_learner, create_unet_model, model_meta
 from fastai.vision.gan import GANDiscriminativeLR, gan_critic, AdaptiveLoss, accuracy_thresh_expand
-from .core import FastGANError, check_choice, onoff, floats, load_weights, check_writable, set_seed, device_name, versions, atomic_write, save_yaml, load_yaml, save_fig, to_signed, signed_to_uint8, subplots
+from .core import FastGANError, check_choice, onoff, floats, load_weights, check_writable, set_seed, device_name, versions, atomic_write, save_yaml, load_yaml, save_fig, to_signed, signed_to_uint8, subplots, check_values, FolderLock
 from .data import ImageSet, Crappifier, pair_dls
 from .domain import domain_classifier, domain_scores
 from .callbacks import RichProgress, AdaptiveSwitcher
@@ -328,44 +328,50 @@ def train_superres(data='digits', # 'digits', a folder of images, an .npz file, 
     if isinstance(classes, str): classes = classes.split(',')
     check_choice(precision, PRECISIONS, 'precision')
     settings = {k: v for k, v in locals().items() if k not in ('scale', 'quality', 'text', 'noise', 'out', 'force', 'device', 'progress')}
+    check_values(dict(size=size, bs=bs, gen_epochs=gen_epochs, crit_epochs=crit_epochs, gan_epochs=gan_epochs, lr_gen=lr_gen, lr_crit=lr_crit,
+                      lr_gan=lr_gan, critic_thresh=critic_thresh, critic_features=critic_features, scale=scale, noise=noise,
+                      n_channels=n_channels, seed=seed, device=device), limits=dict(noise=(float, 0, 1)))
     crappifier = Crappifier(scale, quality=_quality(quality), text=onoff(text), noise=noise)
     amp = lambda: [Precision(precision)] if precision != 'fp32' else []   # a fresh callback for each stage's learner
     say, t0 = Console(stderr=True, highlight=False).print if progress else noop, time.perf_counter()
     dls = pair_dls(data, size=size, bs=bs, crappifier=crappifier, seed=seed, n_channels=n_channels, device=device, classes=classes)
     config = _run_config(dls, dict(settings, data=str(data)), device)
-    if resume_from: config['stages'], out = _resume_run(out, resume_from, config), Path(out)
-    else: out = run_dir(out, f"superres-{Path(str(data)).stem}-{size}px", force, files=RUN_FILES + SUPERRES_FILES)
-    config['out'] = str(out); write_config(config, out)
-    x, vidx = dls.images.images, split_idxs(dls, 'valid')
-    clean = ImageSet(x[vidx], dls.images.labels[vidx], dls.images.vocab, dls.images.source)
-    clf = domain_classifier(dls.images) if score and len(dls.images.labels.unique()) >= 2 else None
-    scores, stage = dict(input=stage_scores(dls.crappy[vidx], clean, clf)), partial(_train_or_load, config=config, out=out, say=say)
+    name = f"superres-{Path(str(data)).stem}-{size}px"
+    out = Path(out) if out is not None else run_dir(None, name, files=RUN_FILES + SUPERRES_FILES)
+    with FolderLock(out, 'fastgan_study train --recipe superres'):      # one writer per run folder, as `train`'s
+        if resume_from: config['stages'], out = _resume_run(out, resume_from, config), Path(out)
+        else: out = run_dir(out, name, force, files=RUN_FILES + SUPERRES_FILES)
+        config['out'] = str(out); write_config(config, out)
+        x, vidx = dls.images.images, split_idxs(dls, 'valid')
+        clean = ImageSet(x[vidx], dls.images.labels[vidx], dls.images.vocab, dls.images.source)
+        clf = domain_classifier(dls.images) if score and len(dls.images.labels.unique()) >= 2 else None
+        scores, stage = dict(input=stage_scores(dls.crappy[vidx], clean, clf)), partial(_train_or_load, config=config, out=out, say=say)
 
-    set_seed(seed); gen = gen_learner(dls, arch, pretrained, loss, cbs=amp())
-    stage(gen, 'generator', 'gen_pretrained.pth', load=resume_from is not None,
-          fit=lambda: gen.fine_tune(gen_epochs, lr_gen) if pretrained else gen.fit_one_cycle(gen_epochs, lr_gen))
-    pre = save_predictions(gen, dls, 'valid')
-    scores['pretrained'] = stage_scores(pre, clean, clf)
+        set_seed(seed); gen = gen_learner(dls, arch, pretrained, loss, cbs=amp())
+        stage(gen, 'generator', 'gen_pretrained.pth', load=resume_from is not None,
+              fit=lambda: gen.fine_tune(gen_epochs, lr_gen) if pretrained else gen.fit_one_cycle(gen_epochs, lr_gen))
+        pre = save_predictions(gen, dls, 'valid')
+        scores['pretrained'] = stage_scores(pre, clean, clf)
 
-    set_seed(seed); crit = critic_learner(critic_dls(dls, save_predictions(gen, dls, 'train'), pre), x.shape[1], size, critic_features, cbs=amp())
-    stage(crit, 'critic', 'critic_pretrained.pth', load=resume_from == 'gan', fit=lambda: crit.fit_one_cycle(crit_epochs, lr_crit))
+        set_seed(seed); crit = critic_learner(critic_dls(dls, save_predictions(gen, dls, 'train'), pre), x.shape[1], size, critic_features, cbs=amp())
+        stage(crit, 'critic', 'critic_pretrained.pth', load=resume_from == 'gan', fit=lambda: crit.fit_one_cycle(crit_epochs, lr_crit))
 
-    set_seed(seed)
-    learn = superres_gan(gen, crit, critic_thresh, cbs=amp() + ([RichProgress()] if progress else []))
-    with _stage(config, 'gan', out, say):
-        with learn.no_bar(), learn.no_logging(): learn.fit(gan_epochs, lr_gan)
-        write_metrics(out, learn.gan_metrics.rows, name='gan_metrics.csv')
-        save_state(dict(generator=learn.model.generator.state_dict(), critic=learn.model.critic.state_dict()), out/'gan.pth')
-    post = save_predictions(gen, dls, 'valid')
-    scores['gan'] = stage_scores(post, clean, clf)
+        set_seed(seed)
+        learn = superres_gan(gen, crit, critic_thresh, cbs=amp() + ([RichProgress()] if progress else []))
+        with _stage(config, 'gan', out, say):
+            with learn.no_bar(), learn.no_logging(): learn.fit(gan_epochs, lr_gan)
+            write_metrics(out, learn.gan_metrics.rows, name='gan_metrics.csv')
+            save_state(dict(generator=learn.model.generator.state_dict(), critic=learn.model.critic.state_dict()), out/'gan.pth')
+        post = save_predictions(gen, dls, 'valid')
+        scores['gan'] = stage_scores(post, clean, clf)
 
-    save_yaml({st: {k: v.to_dict() for k, v in s.items()} for st, s in scores.items()}, out/'scores.yaml')
-    n = min(8, len(vidx))
-    plot_stages(dict(input=dls.crappy[vidx][:n], pretrained=pre[:n], gan=post[:n], clean=clean.images[:n]), out/'samples'/'stages.png', scores)
-    write_config(dict(config, status='done', seconds=round(time.perf_counter() - t0, 1)), out)
-    if progress: print(stage_table(scores))
-    learn.scores, learn.path, learn.gen_learn, learn.crit_learn = scores, out, gen, crit
-    return learn
+        save_yaml({st: {k: v.to_dict() for k, v in s.items()} for st, s in scores.items()}, out/'scores.yaml')
+        n = min(8, len(vidx))
+        plot_stages(dict(input=dls.crappy[vidx][:n], pretrained=pre[:n], gan=post[:n], clean=clean.images[:n]), out/'samples'/'stages.png', scores)
+        write_config(dict(config, status='done', seconds=round(time.perf_counter() - t0, 1)), out)
+        if progress: print(stage_table(scores))
+        learn.scores, learn.path, learn.gen_learn, learn.crit_learn = scores, out, gen, crit
+        return learn
 
 # %% ../nbs/06a_superres.ipynb #6cb18c05
 def load_superres(run, # a folder written by `train_superres`

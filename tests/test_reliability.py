@@ -63,17 +63,22 @@ def test_a_second_writer_is_refused_and_changes_nothing(trained, tmp_path):
     assert rc == 0, err
 
 def test_two_train_processes_on_one_folder(tmp_path):
-    "Two real `fastgan_study train --out X` processes at once: the second is refused while the first trains, the first finishes."
+    "A real `fastgan_study train --out X` and, while it trains, `train --out X --resume`: the second is refused and changes nothing."
     out = tmp_path/'run'
-    first = subprocess.Popen([str(Path(sys.executable).parent/'fastgan_study'), 'train', '--epochs', '6', '--out', str(out), *FAST],
+    first = subprocess.Popen([str(Path(sys.executable).parent/'fastgan_study'), 'train', '--epochs', '500', '--out', str(out), *FAST],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    t0 = time.time()
-    while not (out/'config.yaml').exists() and time.time() - t0 < 120 and first.poll() is None: time.sleep(0.05)
-    second = cli('train', '--epochs', '6', '--out', out, '--resume', *FAST)
-    stdout, stderr = first.communicate(timeout=300)
-    assert first.returncode == 0, stderr
-    assert second.returncode == 2 and 'is being written by pid' in second.stderr, second.stderr
-    assert yaml.safe_load((out/'config.yaml').read_text())['status'] == 'done'
+    try:
+        t0 = time.time()
+        while not (out/'model.pth').exists():
+            assert time.time() - t0 < 240 and first.poll() is None, first.stderr.read() if first.poll() is not None else 'slow'
+            time.sleep(0.1)
+        second = cli('train', '--epochs', '500', '--out', out, '--resume', *FAST)
+        assert first.poll() is None, 'the first run ended before the second tried'
+        assert second.returncode == 2 and f'is being written by pid {first.pid}' in second.stderr, second.stderr
+        assert 'resumed' not in yaml.safe_load((out/'config.yaml').read_text())
+    finally:
+        first.send_signal(signal.SIGTERM); first.communicate(timeout=120)
+    assert first.returncode == 130 and yaml.safe_load((out/'config.yaml').read_text())['status'] == 'interrupted'
 
 def test_a_study_folder_takes_the_same_lock(tmp_path):
     f = tmp_path/'s.yaml'; f.write_text("base: {classes: '7', epochs: 1, bs: 16, n_features: 8, size: 16}\nseeds: 1\nscores: [none]\n")

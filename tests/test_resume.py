@@ -50,7 +50,8 @@ def test_killed_in_process_and_resumed_is_the_same_run(tmp_path, monkeypatch, re
         kill_after(m, 2)
         with pytest.raises(Killed): L.train(out=tmp_path/'run', **kw)
     assert state(tmp_path/'run')['epoch'] == 2
-    assert yaml.safe_load((tmp_path/'run'/'config.yaml').read_text())['status'] == 'running'
+    c = yaml.safe_load((tmp_path/'run'/'config.yaml').read_text())         # an exception, not a real kill: the run says so
+    assert (c['status'], c['reason'], c['checkpoint_epoch']) == ('failed', 'Killed: killed after epoch 2', 2)
     with open(tmp_path/'run'/'metrics.csv', 'a') as f: f.write('3,0.69')          # a row the killed run had half-appended
     learn = L.train(out=tmp_path/'run', resume=True, **kw)
     assert_same_run(tmp_path/'run', tmp_path/'whole')
