@@ -156,11 +156,15 @@ def _sampling_bs(gen, noise):
     one = generate(gen, noise.sample(1, generator=torch.Generator().manual_seed(0)))
     return auto_batch_size(dev, GEN_MAPS * one[0].numel() * 4, SAMPLE_BS, cap=8192)
 
+def _shape(x): return '×'.join(map(str, x.shape[-3:]))
+
 def sample_images(gen, # a generator module, a `GANLearner`, or a run folder / its model.pth
                   n:int, seed:int=0,
                   bs:int=None): # images per generator call (None: `SAMPLE_BS`, or as many as free GPU memory holds); the images do not depend on it
     "`n` generated images as uint8, from noise seeded with `seed`."
     gen, noise = _generator_noise(gen)
+    one = generate(gen, noise.sample(1, generator=torch.Generator().manual_seed(0)))   # one image, for its size
+    check_memory(n * (one[0].numel() + 4 * noise.nz), f"sampling {n:,} images of {_shape(one)}", "lower --n")
     g, k = torch.Generator().manual_seed(seed), getattr(gen, 'n_classes', 0)
     z = torch.cat([noise.sample(min(SAMPLE_BS, n - i), generator=g) for i in range(0, n, SAMPLE_BS)])   # the same noise for any bs
     labels = torch.arange(n) % k if k else None                       # conditional generators: every class in turn
@@ -179,9 +183,17 @@ def _is_generator(src):
     if isinstance(src, nn.Module) or hasattr(src, 'gan_trainer'): return True
     return isinstance(src, (str, Path)) and ((Path(src)/'model.pth').is_file() or str(src).endswith('.pth'))
 
+def _check_run_folder(p:Path):
+    "Refuse a run folder that holds no generator to sample, rather than read its pictures as a set of images."
+    if not (p/'config.yaml').is_file(): return
+    if (p/'gan.pth').exists() or (p/'gen_pretrained.pth').exists():
+        raise FastGANError(f"{p} is a superres run: its generator restores images rather than sampling them from noise; score the images it restores, as a folder")
+    raise FastGANError(f"{p} is a run folder with no checkpoint yet (no model.pth): resume it (fastgan_study train --out {p} --resume) or give a finished run")
+
 def as_images(src, # folder, .npz, run folder, GANLearner, generator module, tensor, ImageSet or DataLoader
               n:int=None, # how many to generate (generators) or keep (the first n of a set)
-              seed:int=0): # noise seed for generators
+              seed:int=0, # noise seed for generators
+              size:int=None): # resize a folder's images to size×size (None: keep theirs, which must all be one size)
     "The images of `src` as a uint8 N×C×H×W tensor."
     if isinstance(src, ImageSet): x = src.images
     elif isinstance(src, torch.Tensor): x = src if src.dtype == torch.uint8 else _float_to_uint8(src.float())
@@ -191,7 +203,8 @@ def as_images(src, # folder, .npz, run folder, GANLearner, generator module, ten
     elif isinstance(src, (str, Path)):
         p = Path(src)
         if not p.exists(): raise FastGANError(f"{p} does not exist")
-        x = npz_images(p).images if p.suffix == '.npz' else folder_images(p, n_channels=3).images
+        _check_run_folder(p)
+        x = npz_images(p).images if p.suffix == '.npz' else folder_images(p, size=size, n_channels=3).images
     elif hasattr(src, '__iter__'):
         x = torch.cat([_batch_images(src, b) for b in src])
     else: raise FastGANError(f"cannot read images from {type(src).__name__}")
@@ -227,6 +240,7 @@ def cached_tensor(key:dict, fn, kind='features', check=None):
 class FeatureExtractor:
     "Base class: `features(images)` → (N×dims float32 features, N×n_classes logits or None)."
     name, dims, n_classes, card, bs = 'extractor', 0, None, {}, 100
+    size = None   # the side the extractor resizes every image to (None: it takes any size)
     def batch(self, x:torch.Tensor): raise NotImplementedError   # uint8 batch → (features, logits or None)
     def features(self, images:torch.Tensor, # uint8 N×C×H×W
                  bs:int=None): # batch size (default: the extractor's)
@@ -321,7 +335,7 @@ def _fold_batchnorm(model):
 
 class InceptionFeatures(FeatureExtractor):
     "pytorch-fid's InceptionV3: `dims` of 64, 192, 768 or 2048 (pool3, the standard) features, and logits when the weights have them."
-    name = 'inception-v3'
+    name, size = 'inception-v3', 299
     def __init__(self, dims:int=2048, weights=None, device=None, channels_last:bool=True,
                  fold_bn:bool=True): # fold batch norms into the convolutions (features move by ~1e-5; FID by ~1e-5)
         if dims not in DIMS_BLOCK: raise FastGANError(f"Inception features come in dims {sorted(DIMS_BLOCK)}, not {dims}")
@@ -363,19 +377,20 @@ def _source_name(src):
     if isinstance(src, torch.Tensor) and src.dtype == torch.uint8: return f"tensor:{_images_hash(src)[:8]}"
     return type(src).__name__
 
-def real_features(real, extractor:FeatureExtractor, n:int=None, bs:int=None):
+def real_features(real, extractor:FeatureExtractor, n:int=None, bs:int=None,
+                  size:int=None): # resize a folder's images to size×size (None: keep theirs)
     "Features (and logits) of the real images, computed once per (images, extractor) and cached on disk."
-    x = as_images(real, n=n)
+    x = as_images(real, n=n, size=size)
     key = dict(source=_source_name(real), size=tuple(x.shape[1:]), count=len(x), images=_images_hash(x), **extractor.card)
     v = cached_tensor(key, lambda: dict(zip(('feats', 'logits'), extractor.features(x, bs=bs))),
                       check=lambda v: isinstance(v, dict) and v.get('feats') is not None and v['feats'].shape == (len(x), extractor.dims))
     return v['feats'], v.get('logits'), x
 
-def _fake_draws(fake, n, draws, seed):
-    "`draws` uint8 image sets of `n` from `fake`: fresh noise per draw for a generator, seeded subsets of a fixed set."
+def _fake_draws(fake, n, draws, seed, size=None):
+    "`draws` uint8 image sets of `n` from `fake`: fresh noise per draw for a generator, seeded subsets of a fixed set (a folder resized to `size`)."
     if _is_generator(fake):
         return [as_images(fake, n=n or 10_000, seed=seed + d) for d in range(draws)]
-    x = as_images(fake); n = min(n or len(x), len(x))
+    x = as_images(fake, size=size); n = min(n or len(x), len(x))
     if draws == 1 and n == len(x): return [x]
     g = torch.Generator().manual_seed(seed)
     return [x[torch.randperm(len(x), generator=g)[:n]] for _ in range(draws)]
@@ -402,6 +417,18 @@ def _named_source(real, like):
         return load_images(real, size=like.shape[-1], n_channels=like.shape[1])
     return real
 
+def _mixed_sizes(src):
+    "Whether `src` is a folder of images that differ in size (read from the files' headers)."
+    p = Path(src) if isinstance(src, (str, Path)) else None
+    return p is not None and p.is_dir() and not (p/'config.yaml').exists() and len(folder_sizes(p)) > 1
+
+def _check_features_memory(fake, n, draws, seed, extractor):
+    "Refuse, before sampling, `draws` draws of `n` images from generator `fake` and their features when memory cannot hold them."
+    one = as_images(fake, n=1, seed=seed)
+    per_image = one[0].numel() + 4 * extractor.dims + 4 * (extractor.n_classes or 0)   # uint8 pixels, float32 features and logits
+    check_memory(draws * n * per_image + 8 * n * extractor.dims, f"{draws} draw{'s' * (draws > 1)} of {n:,} generated images of "
+                 f"{_shape(one)} and their {extractor.dims}-d features", "lower --n" + (" or --draws" if draws > 1 else ''))
+
 def _score_name(s, extractor):
     "FID, KID and IS are Inception's names; with another extractor the score says whose features it used (FD[lenet-digits])."
     if s in ('precision', 'recall'): return s
@@ -415,19 +442,27 @@ def measure(real, # the real images: a folder, .npz, ImageSet, tensor, DataLoade
             n:int=None, # generated images per draw (generators: default 10,000; sets: all)
             draws:int=1, # repeated draws of the generated side; >1 reports mean ± std over draws
             seed:int=0, # noise / subset seed
-            n_real:int=None, # use the first n_real real images (default: all)
+            n_real:int=None, # use the first n_real real images (default: all; a generator: as many as `n`)
             allow_few:bool=False, # compute FID even with fewer samples than feature dimensions
             kid_subsets:int=100, bs:int=None):
     "Scores of `fake` against `real`, each a `Score` with mean ± std and its protocol card."
     scores = [check_choice(s, SCORES, 'score') for s in ([scores] if isinstance(scores, str) else scores)]
     if draws < 1: raise FastGANError(f"draws must be at least 1, got {draws}")
+    if n is not None and n < 1: raise FastGANError(f"n must be at least 1 image per draw, got {n}")
     t0 = time.perf_counter()
     extractor = extractor or InceptionFeatures()
-    sets = _fake_draws(fake, n, draws, seed)
+    if _is_generator(fake): _check_features_memory(fake, n or 10_000, draws, seed, extractor)
+    fake_size = extractor.size if _mixed_sizes(fake) else None
+    sets = _fake_draws(fake, n, draws, seed, fake_size)
+    sampled = _source_name(real) if _is_generator(real) else None         # a run on the real side: sampled, with noise apart from the draws'
+    if sampled: real = as_images(real, n=n_real or n or 10_000, seed=seed + draws)
     real = _named_source(real, sets[0])
-    rf = real_features(real, extractor, n=n_real, bs=bs)[0]
+    real_size = sets[0].shape[-1] if _mixed_sizes(real) else None
+    rf = real_features(real, extractor, n=n_real, bs=bs, size=real_size)[0]
     feats = [extractor.features(x, bs=bs) for x in sets]
-    card = dict(extractor.card, real=_source_name(real), real_count=len(rf), fake_count=len(sets[0]), draws=draws, seed=seed)
+    card = dict(extractor.card, real=sampled or _source_name(real), real_count=len(rf), fake_count=len(sets[0]), draws=draws, seed=seed)
+    if real_size: card['real_resize'] = f"to {real_size}×{real_size}, the generated images' size (its own sizes differ)"
+    if fake_size: card['fake_resize'] = f"to {fake_size}×{fake_size}, the extractor's input (its own sizes differ)"
     out = {}
     for s in scores:
         vals = [_one_draw(s, rf, ff, fl, allow_few, kid_subsets, _stats_device(extractor)) for ff, fl in feats]

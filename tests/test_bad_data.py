@@ -349,3 +349,35 @@ def test_cli_class_filter_matching_nothing(tmp_path, capsys):
     msg = _one_line_error(['train', '--classes', '11', '--out', str(tmp_path/'r')], capsys)
     assert 'class 11 not in digits: its classes are 0, 1, 2' in msg
     assert not (tmp_path/'r').exists()
+
+# --- more images than memory holds (issue 19) ---------------------------------------------------------------------------
+
+def _free_memory(monkeypatch, nbytes):
+    "Pretend the machine has `nbytes` of memory free."
+    from fastgan_study import core
+    monkeypatch.setattr(core, 'available_memory', lambda device=None: float(nbytes))
+
+def test_resizing_beyond_memory_is_refused_before_allocating(monkeypatch):
+    from fastgan_study import data
+    _free_memory(monkeypatch, 16 * 2**30)                                    # a 16 GB machine: digits at 4096² are 28 GB
+    interpolate = data.F.interpolate
+    monkeypatch.setattr(data.F, 'interpolate', lambda *a, **k: pytest.fail('resized before the memory check'))
+    msg = _fails(lambda: gan_dls('digits', size=4096, bs=64, device='cpu'), '1,797 images at 4096×4096 needs about 28.1 GB',
+                 'more than this machine has free (16.0 GB): lower --size')
+    monkeypatch.setattr(data.F, 'interpolate', interpolate)
+    assert load_images('digits', size=64).images.shape == (1797, 1, 64, 64)   # what fits is resized
+
+def test_rgb_expansion_beyond_memory_is_refused(monkeypatch):
+    _free_memory(monkeypatch, 2**18)                                         # 1,797 × 3 × 8 × 8 bytes do not fit in 80% of 256 KB
+    _fails(lambda: load_images('digits', size=None, n_channels=3), '1,797 RGB images of 8×8 needs about', 'lower --size')
+
+def test_a_folder_beyond_memory_is_refused_after_its_first_image(tmp_path, monkeypatch):
+    from fastgan_study import data
+    d = _digit_folder(tmp_path/'imgs', n=10, classes='abcd')                  # 40 images
+    read, decode = [], data._read_image
+    monkeypatch.setattr(data, '_read_image', lambda f, size: read.append(f) or decode(f, size))
+    _free_memory(monkeypatch, 300_000)                                        # 40 × 64² bytes, decoded then stacked, is 328 KB
+    _fails(lambda: load_images(d, size=64), '40 images of 64×64 needs about', 'lower --size')
+    assert len(read) == 1                                                     # the first image gave the size; no more were decoded
+    _free_memory(monkeypatch, 1000)
+    _fails(lambda: data.folder_images(d), '40 images of 8×8 needs about', 'give a folder of fewer or smaller images')   # no size to lower

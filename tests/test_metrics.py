@@ -166,3 +166,76 @@ def test_batch_size_changes_neither_features_nor_images():
     from fastgan_study.learner import tiny_gan_learner
     learn = tiny_gan_learner()
     assert torch.equal(M.sample_images(learn, 700, seed=3, bs=64), M.sample_images(learn, 700, seed=3))   # more than one noise chunk
+
+# --- folders of mixed sizes, run folders with nothing to sample, and memory (issue 19) -----------------------------------
+
+def _mixed_folder(path, n=40):
+    "`n` digits saved alternately at 24×24 and 32×32, like a folder of photographs of several sizes."
+    path.mkdir(parents=True)
+    for i, a in enumerate(load_images('digits', size=None).images[:n]):
+        Image.fromarray(a[0].numpy()).resize((24 + 8 * (i % 2),) * 2).save(path/f'{i:02d}.png')
+    return path
+
+def test_fid_brings_a_folder_of_mixed_sizes_to_one_size(tmp_path, folders, hub):
+    w = hub/'hub'/'checkpoints'/M.FID_WEIGHTS
+    mixed, ext = _mixed_folder(tmp_path/'mixed'), M.InceptionFeatures(64, weights=w)
+    real = M.fid(mixed, folders[1], extractor=ext, allow_few=True)           # real side: the generated images' size (32×32)
+    by_hand = M.fid(load_images(mixed, size=32, n_channels=3).images, folders[1], extractor=ext, allow_few=True)
+    assert real.card['real_resize'] == "to 32×32, the generated images' size (its own sizes differ)" and 'fake_resize' not in real.card
+    assert abs(real.value - by_hand.value) < 1e-6 and real.value > 0
+    fake = M.fid(folders[0], mixed, extractor=ext, allow_few=True)           # generated side: Inception's input size
+    assert fake.card['fake_resize'] == "to 299×299, the extractor's input (its own sizes differ)"
+    r = cli('fid', mixed, folders[1], '--dims', '64', '--inception-weights', w, '--allow-few')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith('FID ') and "real_resize to 32×32, the generated images' size" in r.stdout
+
+def test_fid_refuses_a_run_folder_without_its_checkpoint(tmp_path, folders, hub):
+    run = tmp_path/'run'; (run/'samples').mkdir(parents=True)
+    (run/'config.yaml').write_text('status: running\n')                      # a run stopped before its first checkpoint
+    for i in range(3): Image.fromarray(np.full((32, 32, 3), 40 * i, np.uint8)).save(run/'samples'/f'epoch_{i:03d}.png')
+    r = cli('fid', folders[0], run, '--dims', '64', '--inception-weights', hub/'hub'/'checkpoints'/M.FID_WEIGHTS, '--allow-few')
+    assert r.returncode == 2, r.stdout
+    assert r.stderr.strip().splitlines() == [f"error: {run} is a run folder with no checkpoint yet (no model.pth): "
+                                             f"resume it (fastgan_study train --out {run} --resume) or give a finished run"]
+    (run/'gan.pth').write_bytes(b'')
+    with pytest.raises(FastGANError, match='is a superres run'): M.as_images(run)
+
+def test_a_generator_on_the_real_side_is_sampled(tmp_path):
+    from fastgan_study.learner import tiny_gan_learner
+    class Thumbs(M.FeatureExtractor):
+        name, dims, card = 'thumbs', 16, dict(extractor='thumbs', dims=16)
+        def batch(self, x): return torch.nn.functional.adaptive_avg_pool2d(x.float(), 4).flatten(1), None
+    a, b = tiny_gan_learner(), tiny_gan_learner()
+    s = M.fid(a, b, extractor=Thumbs(), n=64)
+    assert s.card['real_count'] == s.card['fake_count'] == 64 and s.value > 0
+    assert M.fid(a, a, extractor=Thumbs(), n=64).value > 0                    # the real side's noise is not the draws'
+    with pytest.raises(FastGANError, match='n must be at least 1'): M.fid(a, b, extractor=Thumbs(), n=0)
+
+def _free_memory(monkeypatch, nbytes):
+    "Pretend the machine has `nbytes` of memory free."
+    from fastgan_study import core
+    monkeypatch.setattr(core, 'available_memory', lambda device=None: float(nbytes))
+
+def test_sampling_more_than_memory_holds_is_refused_before_any_noise_is_drawn(monkeypatch):
+    from fastgan_study.learner import tiny_gan_learner
+    learn, drawn, sample = tiny_gan_learner(), [], M.Noise.sample
+    monkeypatch.setattr(M.Noise, 'sample', lambda self, *shape, **kw: drawn.append(shape) or sample(self, *shape, **kw))
+    _free_memory(monkeypatch, 50e6)
+    with pytest.raises(FastGANError) as e: M.sample_images(learn, 10**6)      # 1e6 × (256 pixels + 100 float32 noise) = 656 MB
+    assert str(e.value).startswith('sampling 1,000,000 images of 1×16×16 needs about 625.6 MB') and 'lower --n' in str(e.value)
+    assert '\n' not in str(e.value) and drawn == [(1,)]                      # only the one image that gives the size
+    assert M.sample_images(learn, 100).shape == (100, 1, 16, 16)              # what fits is sampled
+
+def test_measure_checks_images_and_features_before_sampling(monkeypatch):
+    from fastgan_study.learner import tiny_gan_learner
+    class Feats(M.FeatureExtractor):
+        name, dims, card = 'feats', 2048, dict(extractor='feats', dims=2048)
+        def batch(self, x): return torch.zeros(len(x), 2048), None
+    learn, asked = tiny_gan_learner(), []
+    sample = M.sample_images
+    monkeypatch.setattr(M, 'sample_images', lambda g, n, *a, **k: asked.append(n) or sample(g, n, *a, **k))
+    _free_memory(monkeypatch, 2e9)                                            # 100,000 images fit (25 MB); their features do not (2.5 GB)
+    with pytest.raises(FastGANError) as e: M.measure(load_images('digits', size=16), learn, extractor=Feats(), n=100_000, draws=2)
+    msg = str(e.value)
+    assert msg.startswith('2 draws of 100,000 generated images of 1×16×16 and their 2048-d features needs about') and msg.endswith('lower --n or --draws')
+    assert asked == [1]                                                       # refused before the draws were sampled
