@@ -58,8 +58,9 @@ def onoff(v):
 def floats(v):
     "A tuple of numbers from '0.5,0.999', a list or a tuple (None stays None)."
     if v is None: return None
-    parts = v.replace(' ', '').split(',') if isinstance(v, str) else list(v)
-    try: return tuple(float(x) for x in parts)
+    try:
+        parts = v.replace(' ', '').split(',') if isinstance(v, str) else list(v)
+        return tuple(float(x) for x in parts)
     except (TypeError, ValueError): raise ValueError(f"expected numbers separated by commas, got {v!r}") from None
 
 # %% ../nbs/00_core.ipynb #897d6bf0
@@ -203,6 +204,7 @@ def save_yaml(d:dict, path): # plain data, written with `yaml.safe_dump`
 def load_yaml(path):
     "Read a YAML file with `yaml.safe_load` (plain data only); a malformed file or a Python tag is a one-line error naming the line."
     try: return yaml.safe_load(Path(path).read_text())
+    except UnicodeDecodeError: raise FastGANError(f"{path} is not a text file (it holds binary data): restore it, or give another folder") from None
     except yaml.YAMLError as e:
         m = getattr(e, 'problem_mark', None)
         where = f", line {m.line + 1}" if m is not None else ''

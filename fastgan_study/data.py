@@ -225,7 +225,7 @@ def _skip_note(skipped, n_files):
 
 # %% ../nbs/01_data.ipynb #e00967ea
 def _read_files(path, size):
-    "Decode every image file under `path`: (pixels, files read, skipped as (name, kind, why)); warns once if any were skipped."
+    "Decode every image file under `path`: (pixels, files read, skipped as (name, kind, why), a note on what was skipped)."
     files, others = _folder_files(path)
     if not files and not others: raise FastGANError(f"no images found in {path} (looked for .png, .jpg and other image files)")
     imgs, ok, skipped = [], [], [(f, 'not images', '') for f in others]
@@ -238,8 +238,7 @@ def _read_files(path, size):
     skipped = [(f.relative_to(path).as_posix(), kind, why) for f, kind, why in skipped]
     note = _skip_note(skipped, len(files) + len(others))
     if not imgs: raise FastGANError(f"no readable images in {path}: {note}; add images Pillow can open (.png, .jpg, …) or give another folder")
-    if skipped: warnings.warn(f"{path}: {note}; remove or replace them to silence this warning", stacklevel=3)
-    return imgs, ok, skipped
+    return imgs, ok, skipped, note
 
 # %% ../nbs/01_data.ipynb #d82c7e37
 def _hw(a): return '×'.join(map(str, a.shape[:2]))
@@ -251,13 +250,14 @@ def folder_images(path, # a folder of images, optionally one subfolder per class
     "Every readable image under `path` as an `ImageSet`, labelled by subfolder; other files are skipped with one warning."
     path = _split_dir(Path(path), split)
     if n_channels not in (None, 1, 3): raise FastGANError(f"n_channels must be 1 (grayscale) or 3 (RGB), got {n_channels}")
-    imgs, files, skipped = _read_files(path, size)
+    imgs, files, skipped, note = _read_files(path, size)
     odd = next((i for i, a in enumerate(imgs) if a.shape[:2] != imgs[0].shape[:2]), None)
     if odd is not None:
         raise FastGANError(f"images differ in size: {files[odd]} is {_hw(imgs[odd])} but {files[0].name} is {_hw(imgs[0])}; "
                            "pass a size (size=N) to resize them all")
     if all(a.ndim == 2 for a in imgs): x = torch.from_numpy(np.stack(imgs))[:, None]
     else: x = torch.from_numpy(np.stack([np.dstack([a] * 3) if a.ndim == 2 else a for a in imgs])).permute(0, 3, 1, 2).contiguous()
+    if skipped: warnings.warn(f"{path}: {note}; remove or replace them to silence this warning", stacklevel=2)   # only for a set that loads
     vocab, y = np.unique([f.parent.name if f.parent != path else path.name for f in files], return_inverse=True)
     return ImageSet(set_channels(x, n_channels), torch.from_numpy(y.reshape(-1)), [str(v) for v in vocab], str(path), skipped)
 

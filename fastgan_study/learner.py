@@ -548,6 +548,8 @@ def _train_processes(args:dict, # `train`'s arguments
     gpu = torch.cuda.is_available() if dev is None else str(dev).startswith('cuda')
     if not gpu and dev not in (None, 'cpu'): raise FastGANError(f"--gpus runs on CUDA GPUs or CPU processes, not on {dev}")
     if gpu and torch.cuda.device_count() < n: raise FastGANError(f"--gpus {n} needs {n} GPUs; this machine has {torch.cuda.device_count()}")
+    if not gpu and n > (os.cpu_count() or 1):
+        raise FastGANError(f"--gpus {n} on a machine without GPUs starts {n} CPU processes, and this machine has {os.cpu_count()} cores: give --gpus {os.cpu_count()} or fewer")
     folder = RunFolder(args['out'], args['resume'], args['force'])
     out, env = folder.hold(name), os.environ.get('FASTGAN_STUDY_LOCKED')     # held here, for the processes started below
     os.environ['FASTGAN_STUDY_LOCKED'] = os.pathsep.join(filter(None, [env, str(out.resolve())]))

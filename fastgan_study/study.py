@@ -55,7 +55,7 @@ def _convert(key, v):
         what = 'whole number' if ann is int else 'number'
         try: x = None if isinstance(v, bool) else float(v)
         except (TypeError, ValueError): x = None
-        if x is None or math.isnan(x) or (ann is int and x != int(x)): raise ValueError(f"expected a {what}, got {v!r}")
+        if x is None or math.isnan(x) or (ann is int and (not math.isfinite(x) or x != int(x))): raise ValueError(f"expected a {what}, got {v!r}")
         return int(x) if ann is int else x
     if ann in (onoff, bool): return onoff(v)
     if ann is floats: return floats(v)

@@ -202,3 +202,22 @@ def test_ctrl_c_during_imports_is_one_line(tmp_path):
     time.sleep(0.4); p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130 and err.strip().splitlines() == ['interrupted'], err
+
+@pytest.mark.skipif(torch.cuda.is_available() or (os.cpu_count() or 1) >= 64, reason='needs a machine without GPUs and with fewer than 64 cores')
+def test_more_cpu_processes_than_cores_is_refused(tmp_path):
+    rc, _, err = run('train', '--gpus', 64, '--out', tmp_path/'r')
+    assert rc == 2 and 'give --gpus' in one_error_line(err) and not (tmp_path/'r').exists()
+
+@pytest.mark.parametrize('line, says', [('nz: .inf', 'nz: expected a whole number, got inf'), ('betas: .nan', 'betas: expected numbers'),
+                                        ('betas: 1.0e+30', 'betas: expected numbers'), ('n_crit: -.inf', 'n_crit: expected a whole number')])
+def test_study_values_the_fuzz_found(tmp_path, line, says):
+    f = tmp_path/'s.yaml'; f.write_text(f"base: {{classes: '7', epochs: 1, bs: 16, n_features: 8, size: 16, {line}}}\nseeds: 1\n")
+    rc, _, err = run('study', f, '--out', tmp_path/'study')
+    assert rc == 2 and says in one_error_line(err), err
+    assert not (tmp_path/'study').exists()
+
+def test_a_run_whose_config_is_binary_is_one_line(trained, tmp_path):
+    out = copy_run(trained, 'w8', tmp_path/'run'); (out/'config.yaml').write_bytes(bytes(range(256)) * 4)
+    for argv in (['explore', out], ['report', out], ['train', '--epochs', 3, '--out', out, '--resume', *FAST]):
+        rc, _, err = run(*argv)
+        assert rc == 2 and 'is not a text file' in one_error_line(err), (argv, err)
