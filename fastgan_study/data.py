@@ -347,6 +347,14 @@ def load_images(source='digits', # 'digits', a folder, an .npz file, a name in `
                 classes=None, # keep only these classes (names, e.g. ['7'] or 'horse')
                 split:str='train'): # which split when the source has several
     "Load any image source into memory as an `ImageSet` of size×size images."
+    with warnings.catch_warnings(record=True) as said:      # what loading says is shown once the set is loaded and checked, not before a refusal
+        warnings.simplefilter('always')
+        s = _load_images(source, size, n_channels, classes, split)
+    for w in said: warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return s
+
+def _load_images(source, size, n_channels, classes, split):
+    "`load_images`, its warnings not yet shown."
     name, path = str(source), Path(source)
     if name == 'digits': s = digits_images()
     elif name.partition(':')[0] == 'stacked_mnist': s = stacked_mnist_images(name.partition(':')[2] or 'mnist', split=split)

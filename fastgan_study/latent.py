@@ -139,6 +139,7 @@ def interpolate(run:str, # run folder written by `fastgan_study train`
     "Write a strip of images interpolated between pairs of latents of a run's generator; returns the PNG's path."
     check_values(dict(steps=steps, rows=rows, seed=seed), limits=dict(steps=(int, 2, 100)))
     check_choice(method, ('slerp', 'linear'), 'method')
+    if out is not None and Path(out).suffix.lower() != '.png': raise FastGANError(f"--out names the PNG to write, e.g. strip.png; got {out}")
     G = load_generator(_check_run(run))
     imgs, k = interpolation_images(G, rows, steps, method, seed), getattr(G, 'n_classes', 0)
     names = [f'class {i % k}' if k else f'pair {i + 1}' for i in range(rows)]
