@@ -59,9 +59,11 @@ def fid_command(a:str, # real images: a folder, an .npz file, a data name (digit
     scores = ('fid',) + (('kid',) if kid else ()) + (('precision', 'recall') if pr else ())
     extractor = check_choice(extractor, ('inception', 'domain'), 'extractor')
     if extractor == 'domain':
-        from fastgan_study.data import load_images
+        from fastgan_study.data import load_images, folder_sizes
         from fastgan_study.domain import domain_classifier
-        like = as_images(b, n=1)                           # the generated images' size and channels
+        pb, size = Path(b), None
+        if pb.is_dir() and not (pb/'config.yaml').exists() and len(sizes := folder_sizes(pb)) > 1: size = min(sizes)   # mixed sizes: the smallest
+        like = as_images(b, n=1, size=size)                # the generated images' size and channels
         real = load_images(a, size=like.shape[-1], n_channels=like.shape[1])
         return measure(real, b, scores, n=n, extractor=domain_classifier(real), draws=draws, seed=seed, allow_few=allow_few)
     return measure(a, b, scores, extractor=InceptionFeatures(dims, inception_weights, device), n=n, draws=draws, seed=seed, allow_few=allow_few)

@@ -221,3 +221,12 @@ def test_a_run_whose_config_is_binary_is_one_line(trained, tmp_path):
     for argv in (['explore', out], ['report', out], ['train', '--epochs', 3, '--out', out, '--resume', *FAST]):
         rc, _, err = run(*argv)
         assert rc == 2 and 'is not a text file' in one_error_line(err), (argv, err)
+
+def test_fid_domain_on_a_folder_of_mixed_sizes(tmp_path):
+    "fid has no size option, so it resizes a folder of mixed sizes itself (the card says so) instead of asking for one."
+    from PIL import Image
+    import numpy as np
+    d = tmp_path/'mixed'; d.mkdir()
+    for i in range(200): Image.fromarray((np.random.default_rng(i).random((16 + 8 * (i % 2),) * 2) * 255).astype('uint8')).save(d/f'{i}.png')
+    rc, out, err = run('fid', 'digits', d, '--extractor', 'domain')
+    assert rc == 0 and 'pass a size' not in err and 'fake_resize to 16×16' in out, (out, err)
