@@ -391,6 +391,7 @@ class RunFolder(Callback):
         if resume and path is None: raise FastGANError("--resume continues the run in --out: give --out DIR (in Python, RunFolder's path)")
         if resume and force: raise FastGANError("--resume continues the run in --out and --force starts it again: choose one")
         store_attr(but='path,known'); self.out, self.known, self.warned, self.folder_lock = path, known, RunWarnings(), None
+        self.started, self.opened, self.saved, self.finished = False, False, None, False   # a fit may fail before `before_fit` runs
     def before_fit(self):
         self.run = not hasattr(self.learn, 'gather_preds') and not hasattr(self.learn, 'lr_finder')
         self.started, self.opened, self.saved = False, False, None

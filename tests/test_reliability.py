@@ -230,3 +230,13 @@ def test_fid_domain_on_a_folder_of_mixed_sizes(tmp_path):
     for i in range(200): Image.fromarray((np.random.default_rng(i).random((16 + 8 * (i % 2),) * 2) * 255).astype('uint8')).save(d/f'{i}.png')
     rc, out, err = run('fid', 'digits', d, '--extractor', 'domain')
     assert rc == 0 and 'pass a size' not in err and 'fake_resize to 16×16' in out, (out, err)
+
+def test_a_fit_refused_before_run_folder_opens_keeps_its_own_error(tmp_path):
+    "A callback that refuses in before_fit ahead of RunFolder: the user sees that refusal (not RunFolder's failure to record a run it never opened)."
+    from fastai.callback.tracker import SaveModelCallback
+    from fastgan_study.learner import tiny_gan_learner, RunFolder
+    from fastgan_study.core import FastGANError
+    learn = tiny_gan_learner()
+    with learn.no_bar(), learn.no_logging(), pytest.raises(FastGANError, match="SaveModelCallback monitors 'valid_loss'"):
+        learn.fit(1, cbs=[SaveModelCallback(), RunFolder(tmp_path/'r')])
+    assert not (tmp_path/'r').exists()
