@@ -642,7 +642,7 @@ def train(data='digits', # 'digits', a folder of images, an .npz file, or a fast
     check_values(args)                                                  # every number and the device, before anything is loaded or written
     settings = recipe_settings(recipe, **knobs)
     epochs = default_epochs(settings) if epochs is None else epochs
-    check_fits(settings, size, n_channels or 3, nz, n_features, bs, device)
+    check_fits(settings, size, n_channels or 3, nz, n_features, bs, device_name(device))   # against the memory of the device it will use
     if log is not None: check_choice(log, LOGGERS, 'logger')
     name, (rank, world, _) = run_name(settings['recipe'], data, size), dist_env()
     classes = classes.split(',') if isinstance(classes, str) else classes
