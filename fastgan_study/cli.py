@@ -55,15 +55,13 @@ def fid_command(a:str, # real images: a folder, an .npz file, a data name (digit
     "FID between two image sets or runs (and KID, precision/recall), with the card of how it was measured."
     from fastgan_study.core import check_choice, check_values
     check_values(dict(n=n, draws=draws, seed=seed, device=device)); check_choice(dims, (64, 192, 768, 2048), 'Inception feature size (--dims)')
-    from fastgan_study.metrics import measure, InceptionFeatures, as_images
+    from fastgan_study.metrics import measure, InceptionFeatures, as_images, mixed_sizes
     scores = ('fid',) + (('kid',) if kid else ()) + (('precision', 'recall') if pr else ())
     extractor = check_choice(extractor, ('inception', 'domain'), 'extractor')
     if extractor == 'domain':
-        from fastgan_study.data import load_images, folder_sizes
+        from fastgan_study.data import load_images
         from fastgan_study.domain import domain_classifier
-        pb, size = Path(b), None
-        if pb.is_dir() and not (pb/'config.yaml').exists() and len(sizes := folder_sizes(pb)) > 1: size = min(sizes)   # mixed sizes: the smallest
-        like = as_images(b, n=1, size=size)                # the generated images' size and channels
+        like = as_images(b, n=1, size=min(mixed_sizes(b), default=None))   # the generated images' size and channels (mixed: the smallest)
         real = load_images(a, size=like.shape[-1], n_channels=like.shape[1])
         return measure(real, b, scores, n=n, extractor=domain_classifier(real), draws=draws, seed=seed, allow_few=allow_few)
     return measure(a, b, scores, extractor=InceptionFeatures(dims, inception_weights, device), n=n, draws=draws, seed=seed, allow_few=allow_few)

@@ -324,9 +324,7 @@ RESUME_KEYS = ('data', 'size', 'n_channels', 'classes', 'n_images', 'nz', 'noise
 
 def check_resume(out:Path, config:dict):
     "The checkpoint in `out` and the config it was trained with, once the settings that shape the run are checked against `config`; (None, config) for a run that stopped before its first checkpoint."
-    if not (out/'config.yaml').exists():
-        raise FastGANError(f"nothing to resume in {out}: no run there (config.yaml); run without --resume to start it")
-    old = read_config(out)
+    old = read_config(out)                                              # `RunFolder.hold` has refused a folder without a run
     diff = [k for k in RESUME_KEYS if old.get(k) != config[k]]
     if diff: raise FastGANError(f"cannot resume {out} with other settings: {', '.join(f'{k} {old.get(k)!r} (now {config[k]!r})' for k in diff)}; "
                                 "repeat the run's settings, or start a new run")

@@ -9,8 +9,8 @@ __all__ = ['INCEPTION_BYTES', 'GEN_MAPS', 'SAMPLE_BS', 'FID_WEIGHTS', 'FID_WEIGH
            'feature_stats', 'frechet_distance', 'check_sample_count', 'fid_from_features', 'mmd2_unbiased', 'kid',
            'inception_score', 'precision_recall', 'auto_batch_size', 'sample_images', 'generator_classes', 'as_images',
            'cache_key', 'cached_tensor', 'FeatureExtractor', 'hub_weights_path', 'find_inception_weights',
-           'load_inception_state_dict', 'inception_hash', 'InceptionFeatures', 'real_features', 'measure', 'fid',
-           'fid_reliability', 'fid_infinity', 'ScoreCallback']
+           'load_inception_state_dict', 'inception_hash', 'InceptionFeatures', 'real_features', 'mixed_sizes',
+           'measure', 'fid', 'fid_reliability', 'fid_infinity', 'ScoreCallback']
 
 # %% ../nbs/05_metrics.ipynb #2414a1b4
 import hashlib, json, math, os, time, warnings, zipfile
@@ -417,10 +417,12 @@ def _named_source(real, like):
         return load_images(real, size=like.shape[-1], n_channels=like.shape[1])
     return real
 
-def _mixed_sizes(src):
-    "Whether `src` is a folder of images that differ in size (read from the files' headers)."
+def mixed_sizes(src): # any image source `as_images` reads
+    "The image sizes of `src` when it is a folder of images that differ in size (from the files' headers), else []."
     p = Path(src) if isinstance(src, (str, Path)) else None
-    return p is not None and p.is_dir() and not (p/'config.yaml').exists() and len(folder_sizes(p)) > 1
+    if p is None or not p.is_dir() or (p/'config.yaml').exists(): return []
+    sizes = folder_sizes(p)
+    return sizes if len(sizes) > 1 else []
 
 def _check_features_memory(fake, n, draws, seed, extractor):
     "Refuse, before sampling, `draws` draws of `n` images from generator `fake` and their features when memory cannot hold them."
@@ -447,17 +449,16 @@ def measure(real, # the real images: a folder, .npz, ImageSet, tensor, DataLoade
             kid_subsets:int=100, bs:int=None):
     "Scores of `fake` against `real`, each a `Score` with mean ± std and its protocol card."
     scores = [check_choice(s, SCORES, 'score') for s in ([scores] if isinstance(scores, str) else scores)]
-    if draws < 1: raise FastGANError(f"draws must be at least 1, got {draws}")
-    if n is not None and n < 1: raise FastGANError(f"n must be at least 1 image per draw, got {n}")
+    check_values(dict(n=n, draws=draws, n_real=n_real), limits=dict(n_real=LIMITS['n']))
     t0 = time.perf_counter()
     extractor = extractor or InceptionFeatures()
     if _is_generator(fake): _check_features_memory(fake, n or 10_000, draws, seed, extractor)
-    fake_size = extractor.size if _mixed_sizes(fake) else None
+    fake_size = extractor.size if mixed_sizes(fake) else None
     sets = _fake_draws(fake, n, draws, seed, fake_size)
     sampled = _source_name(real) if _is_generator(real) else None         # a run on the real side: sampled, with noise apart from the draws'
     if sampled: real = as_images(real, n=n_real or n or 10_000, seed=seed + draws)
     real = _named_source(real, sets[0])
-    real_size = sets[0].shape[-1] if _mixed_sizes(real) else None
+    real_size = sets[0].shape[-1] if mixed_sizes(real) else None
     rf = real_features(real, extractor, n=n_real, bs=bs, size=real_size)[0]
     feats = [extractor.features(x, bs=bs) for x in sets]
     card = dict(extractor.card, real=sampled or _source_name(real), real_count=len(rf), fake_count=len(sets[0]), draws=draws, seed=seed)

@@ -209,7 +209,7 @@ def test_a_generator_on_the_real_side_is_sampled(tmp_path):
     s = M.fid(a, b, extractor=Thumbs(), n=64)
     assert s.card['real_count'] == s.card['fake_count'] == 64 and s.value > 0
     assert M.fid(a, a, extractor=Thumbs(), n=64).value > 0                    # the real side's noise is not the draws'
-    with pytest.raises(FastGANError, match='n must be at least 1'): M.fid(a, b, extractor=Thumbs(), n=0)
+    with pytest.raises(FastGANError, match='n must be a whole number from 1'): M.fid(a, b, extractor=Thumbs(), n=0)
 
 def _free_memory(monkeypatch, nbytes):
     "Pretend the machine has `nbytes` of memory free."

@@ -194,7 +194,7 @@ def test_sigterm_mid_run_marks_it_interrupted_and_says_how_to_go_on(tmp_path):
     assert len(lines) == 1 and lines[0].startswith('interrupted by SIGTERM: ') and '--resume' in lines[0], err
     c = yaml.safe_load((out/'config.yaml').read_text())
     assert (c['status'], c['reason']) == ('interrupted', 'stopped by SIGTERM') and c['checkpoint_epoch'] >= 1
-    assert not (out/'.lock').exists() or FolderLock(out).release() is None          # the lock went with the process
+    assert not (out/'.lock').exists()                                               # let go as the run stopped
 
 def test_ctrl_c_during_imports_is_one_line(tmp_path):
     p = subprocess.Popen([str(Path(sys.executable).parent/'fastgan_study'), 'train', '--out', str(tmp_path/'r')],
