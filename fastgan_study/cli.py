@@ -24,7 +24,8 @@ COMMANDS = dict( # command: ('module:function' it runs, the first line of that f
     fid=('fastgan_study.cli:fid_command', "FID between two image sets or runs (and KID, precision/recall), with the card of how it was measured."),
     interpolate=('fastgan_study.latent:interpolate', "Write a strip of images interpolated between pairs of latents of a run's generator; returns the PNG's path."),
     explore=('fastgan_study.explore:explore', "Write the figures and numbers of what a trained run's latent space, critic and the domain classifier show; returns the summary."),
-    augment=('fastgan_study.synthetic:augment', "Train a LeNet on real + generated mixes over a grid of counts, test it on held-out real images; write RUN/augment/ (table, heat map, verdict)."))
+    augment=('fastgan_study.synthetic:augment', "Train a LeNet on real + generated mixes over a grid of counts, test it on held-out real images; write RUN/augment/ (table, heat map, verdict)."),
+    cache=('fastgan_study.data:cache_command', "List the decoded-image cache's entries (folder, size, images, disk space), or clear them."))
 
 def load_function(target:str): # 'module:function', e.g. 'fastgan_study.learner:train'
     "The function `target` names, its module imported now."
@@ -228,6 +229,7 @@ def _main(argv):
         if name == 'study' and args['dry_run']: say(res.to_string(index=False) + f"\n{len(res)} trials: " + ', '.join(f'{n} {s}' for s, n in res.state.value_counts().items()))
         elif name == 'study': say("\n".join(study_lines(res, res.attrs['out'])))
         if name in ('report', 'interpolate'): say(f"wrote {res}")
+        if name == 'cache': say("\n".join(res))
         if name == 'explore':
             import yaml
             say(f"wrote {Path(args['out'] or Path(args['run'])/'explore')}/ (figures and summary.yaml):\n" + yaml.safe_dump(res, sort_keys=False, allow_unicode=True).strip())

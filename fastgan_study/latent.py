@@ -7,9 +7,9 @@ Docs: https://fastgan-study.github.io/fastgan_study/latent.html.md"""
 # %% auto #0
 __all__ = ['INTERPOLATIONS', 'lerp', 'slerp', 'chain', 'sample_latents', 'images_from', 'plot_image_rows', 'interpolation_images',
            'interpolate', 'attribute_vector', 'add_attribute', 'remove_attribute', 'predict_classes', 'class_vector',
-           'attribute_effect', 'plot_attribute', 'sample_grids', 'progress_gif', 'progress_sheet', 'critic_scores',
-           'critic_view', 'separation', 'set_summary', 'plot_histograms', 'plot_critic_scores', 'confidences', 'pca_2d',
-           'plot_feature_pca', 'plot_confidence']
+           'attribute_effect', 'plot_attribute', 'named_attribute_vector', 'sample_grids', 'progress_gif',
+           'progress_sheet', 'critic_scores', 'critic_view', 'separation', 'set_summary', 'plot_histograms',
+           'plot_critic_scores', 'confidences', 'pca_2d', 'plot_feature_pca', 'plot_confidence']
 
 # %% ../nbs/08_latent.ipynb #72630c8f
 import math
@@ -25,6 +25,7 @@ from .data import ImageSet, Noise
 from .models import generate
 from .metrics import FeatureExtractor, as_images
 from .runs import load_generator, load_critic
+from .domain import domain_classifier
 from .learner import data_options
 
 # %% ../nbs/08_latent.ipynb #0caeb088
@@ -227,6 +228,15 @@ def plot_attribute(G:nn.Module, # a generator
     imgs = torch.stack([images_from(G, r, labels) for r in rows])
     names = ['as drawn', f'+{strength:g} · v', f'−{strength:g} · v', 'v projected out']
     return plot_image_rows(imgs, f'Attribute vector v: {name}', names, [f'#{i}' for i in range(len(z))], fname)
+
+# %% ../nbs/08_latent.ipynb #57d1b671
+def named_attribute_vector(G:nn.Module, # a generator trained on images like `data`'s
+                           data:ImageSet, # real images with binary attributes (`attrs`, `attr_names`), e.g. CelebA's
+                           name:str, # the attribute, e.g. 'Eyeglasses'
+                           n:int=2000, # latents to draw
+                           seed:int=0): # seed of the latents
+    "The attribute vector of attribute `name`: a domain classifier trained on `data` labelled by it marks the samples that have it."
+    return class_vector(G, domain_classifier(data.by_attribute(name)), 1, n, seed)
 
 # %% ../nbs/08_latent.ipynb #23306d5f
 def sample_grids(run): # run folder written by `fastgan_study train`

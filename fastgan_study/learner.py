@@ -625,6 +625,8 @@ def train(data='digits', # 'digits', a folder of images, an .npz file, or a fast
           checkpoint_every:int=1, # save the checkpoint (model.pth) every N epochs, and after the last
           guard:onoff=True, # stop a run whose losses turn NaN, whose generator collapses or whose critic always wins, keeping its last checkpoint (on/off)
           device:str=None, # cpu, cuda, cuda:1, mps (default: the best available)
+          cache_dir:str=None, # where decoded image folders are cached (default: $FASTGAN_STUDY_CACHE, else ~/.cache/fastgan_study; off: no cache)
+          memory_budget:str=None, # RAM the decoded images may take before batches are read from their memory-mapped cache: a share (50%) or a size (2GB)
           precision:str='fp32', # fp32, bf16 (autocast) or fp16 (autocast with loss scaling)
           channels_last:onoff=False, # channels-last (NHWC) memory for both networks and the batches (on/off)
           compile:onoff=False, # torch.compile the generator and the critic (on/off)
@@ -649,7 +651,8 @@ def train(data='digits', # 'digits', a folder of images, an .npz file, or a fast
     with folder.warned:                     # the run's warnings from here on, data loading included, are recorded for its report
         main, device = is_main(), init_distributed(device)
         set_seed(seed)
-        dls = gan_dls(data, size=size, bs=bs, nz=nz, noise=noise, n_channels=n_channels, classes=classes, device=device, **data_options(settings))
+        dls = gan_dls(data, size=size, bs=bs, nz=nz, noise=noise, n_channels=n_channels, classes=classes, device=device,
+                      cache_dir=cache_dir, memory_budget=memory_budget, **data_options(settings))
         if world > 1: _shard(dls, rank, world, bs)
         learn = gan_learner(dls, recipe, n_features=n_features, precision=precision, channels_last=onoff(channels_last), compile=onoff(compile), **knobs)
         if main: cbs = [folder] + ([RichProgress()] if progress else []) + ([score_callback(dls.images, score, score_every, seed)] if score_every else [])

@@ -22,6 +22,7 @@ from fastai.callback.core import Callback
 from fastai.learner import Metric
 from .core import *
 from .data import *
+from .datasets import DATASET_NAMES
 from .models import generate, sampling_generator
 from .runs import Score, comparable, load_generator
 
@@ -413,7 +414,7 @@ def _one_draw(name, rf, ff, fl, allow_few, kid_subsets, device=None):
 
 def _named_source(real, like):
     "A data source given by name ('digits', 'mnist', ...) loaded at the size and channels of the generated images `like`."
-    if isinstance(real, str) and not Path(real).exists() and real.partition(':')[0] in ('digits', 'stacked_mnist', *URL_NAMES):
+    if isinstance(real, str) and not Path(real).exists() and real.partition(':')[0] in ('digits', 'stacked_mnist', *DATASET_NAMES):
         return load_images(real, size=like.shape[-1], n_channels=like.shape[1])
     return real
 

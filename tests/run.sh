@@ -4,6 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
+# decoded image folders, Inception features and domain classifiers are cached here, not in ~/.cache
+export FASTGAN_STUDY_CACHE="${FASTGAN_STUDY_CACHE:-$(mktemp -d)}"
+
 echo "== notebooks and library in sync (nbdev-clean + nbdev-export change nothing)"
 snap=$(mktemp -d); trap 'rm -rf "$snap"' EXIT
 cp -r nbs fastgan_study "$snap/"

@@ -38,14 +38,18 @@ def test_folder_with_splits_and_channels(tmp_path):
     assert g.images.shape == (3, 1, 8, 8)
     with pytest.raises(FastGANError, match='its classes are deer, horse'): data.load_images(tmp_path, classes='cat')
 
-def test_url_dataset_offline_is_one_clear_error(monkeypatch):
-    def offline(url, *a, **k): raise urllib.error.URLError('[Errno -3] Temporary failure in name resolution')
-    monkeypatch.setattr(data, 'untar_data', offline)   # no download attempted, whatever the network
-    with pytest.raises(FastGANError, match=r"could not get 'mnist' .*without a network, download and extract it elsewhere"):
-        data.load_images('mnist')
+def test_a_named_dataset_offline_is_one_clear_error(monkeypatch, tmp_path):
+    import socket
+    def offline(*a, **k): raise OSError('[Errno -3] Temporary failure in name resolution')
+    monkeypatch.setattr(socket, 'getaddrinfo', offline); monkeypatch.setattr(socket.socket, 'connect', offline)   # no network, whatever this machine has
+    monkeypatch.setenv('FASTGAN_STUDY_DATA', str(tmp_path))
+    with pytest.raises(FastGANError, match=r"mnist is not in .*or pass a folder of images: --data PATH") as e: data.load_images('mnist')
+    assert '\n' not in str(e.value)
 
-def test_url_dataset_uses_untar_data_path(monkeypatch, tmp_path):
-    _folder(tmp_path, 'training', ['0', '1'], mode='L')
-    monkeypatch.setattr(data, 'untar_data', lambda url: tmp_path if url == data.URLs.MNIST else None)
+def test_a_named_dataset_is_read_from_its_folder(monkeypatch, tmp_path):
+    _folder(tmp_path/'mnist_png', 'training', ['0', '1'], mode='L')            # fastai's layout of URLs.MNIST, extracted
+    _folder(tmp_path/'mnist_png', 'testing', ['0', '1'], n=1, mode='L')
+    monkeypatch.setenv('FASTGAN_STUDY_DATA', str(tmp_path))
     s = data.load_images('mnist', size=16)
     assert s.images.shape == (6, 1, 16, 16) and s.vocab == ['0', '1']
+    assert len(data.load_images('mnist', size=16, split='test')) == 2
