@@ -132,10 +132,12 @@ def test_stacked_mnist_labels_decode():
     t = load_images(f'stacked_mnist:{MNIST}', size=32, split='test')
     assert t.images.shape == (10000, 3, 32, 32) and len(t.vocab) == 1000
 
-def test_stacked_mnist_offline_is_one_clear_error(monkeypatch):
-    def offline(url, *a, **k): raise urllib.error.URLError('[Errno -3] Temporary failure in name resolution')
-    monkeypatch.setattr(data, 'untar_data', offline)
-    with pytest.raises(FastGANError, match=r"could not get 'mnist' .*without a network.*'stacked_mnist:FOLDER'") as e:
+def test_stacked_mnist_offline_is_one_clear_error(monkeypatch, tmp_path):
+    import socket
+    def offline(*a, **k): raise OSError('[Errno -3] Temporary failure in name resolution')
+    monkeypatch.setattr(socket, 'getaddrinfo', offline); monkeypatch.setattr(socket.socket, 'connect', offline)   # no network, whatever this machine has
+    monkeypatch.setenv('FASTGAN_STUDY_DATA', str(tmp_path))
+    with pytest.raises(FastGANError, match=r"mnist is not in .*or pass a folder of images.*'stacked_mnist:FOLDER'") as e:
         load_images('stacked_mnist')
     assert '\n' not in str(e.value)
     with pytest.raises(FastGANError, match="did you mean 'stacked_mnist'"): load_images('stacked_mnsit')
