@@ -1,4 +1,4 @@
-"""Image sources by name or path, held in memory as one tensor, and the fastai `DataBlock` from noise to image.
+"""Image sources by name or path as one uint8 tensor (decoded once into a cache on disk, memory-mapped when larger than the memory budget), and the fastai `DataBlock` from noise to image.
 
 Docs: https://fastgan-study.github.io/fastgan_study/data.html.md"""
 
@@ -269,9 +269,8 @@ _OFF = ('off', 'none', 'false', 'no', '0')
 
 def cache_root(cache_dir=None): # a folder; 'off' (or False): no cache; None: `core.cache_dir()` ($FASTGAN_STUDY_CACHE, else ~/.cache/fastgan_study)
     "The folder decoded image sets are cached in (`images/` of the cache folder), or None when caching is off."
-    d = cache_dir if cache_dir is not None else os.environ.get('FASTGAN_STUDY_CACHE')
-    if d is False or (d is not None and str(d).strip().lower() in _OFF): return None
-    return (Path(d).expanduser() if cache_dir is not None else core_cache_dir())/'images'
+    if cache_dir is False or (cache_dir is not None and str(cache_dir).strip().lower() in _OFF): return None
+    return (Path(cache_dir).expanduser() if cache_dir is not None else core_cache_dir())/'images'
 
 # %% ../nbs/01_data.ipynb #96963e74
 _UNITS = dict(b=1, kb=2**10, k=2**10, mb=2**20, m=2**20, gb=2**30, g=2**30, tb=2**40, t=2**40)
@@ -284,6 +283,7 @@ def memory_budget(budget=None): # bytes, a share of available memory (0 < f ≤ 
         m = re.fullmatch(r'\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*(%|[kmgt]?b?)\s*', b.lower())
         v = float(m[1]) if m else math.nan
         if not (m and math.isfinite(v) and v > 0): raise FastGANError(f"memory budget {b!r} is not a size: {fix}")
+        if not m[2]: return memory_budget(v)                    # a bare number: as if given as one (0.5 is a share, 2e9 bytes)
         if m[2] == '%':
             if v > 100: raise FastGANError(f"memory budget {b} is more than all the memory: {fix}")
             return v / 100 * available_memory()
@@ -291,6 +291,8 @@ def memory_budget(budget=None): # bytes, a share of available memory (0 < f ≤ 
     if isinstance(b, bool) or not isinstance(b, (int, float)) or not (math.isfinite(b) and b > 0):
         raise FastGANError(f"memory budget {b!r} is not a size: {fix}")
     return b * available_memory() if b <= 1 else float(b)
+
+_budget = memory_budget   # for the functions whose parameter has its name
 
 # %% ../nbs/01_data.ipynb #fdc54fe1
 def _decode_rows(out, start, files, size, hw):
@@ -324,7 +326,8 @@ def _decode_all(files, size, out, progress=None, workers=None):
     hw = _first_hw(files, size)
     np.lib.format.open_memmap(out, 'w+', np.uint8, (len(files), 3, *hw)).flush()
     k = 256; chunks = [(str(out), i, files[i:i + k], size, hw) for i in range(0, len(files), k)]
-    workers = min(workers or os.cpu_count() or 1, len(chunks))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1   # the cores this process may use
+    workers = min(workers or cores, len(chunks))
     show = len(files) >= 2000 if progress is None else progress
     bar = progress_bar(range(len(chunks)), leave=False) if show else None
     if bar is not None: bar.comment = f"decoding {len(files):,} images"
@@ -332,7 +335,11 @@ def _decode_all(files, size, out, progress=None, workers=None):
     if workers > 1 and 'fork' in mp.get_all_start_methods():
         with ProcessPoolExecutor(workers, mp_context=mp.get_context('fork'), initializer=_die_with_parent, initargs=(os.getpid(),)) as ex:
             futs = {ex.submit(_decode_rows, *c): j for j, c in enumerate(chunks)}
-            for fu in as_completed(futs): res[futs[fu]] = fu.result(); next(it, None)
+            try:
+                for fu in as_completed(futs): res[futs[fu]] = fu.result(); next(it, None)
+            except BaseException:                              # Ctrl-C, SIGTERM, a worker's error: stop now, not after every chunk
+                for p in list((ex._processes or {}).values()): p.kill()
+                ex.shutdown(wait=False, cancel_futures=True); raise
     else:
         for j, c in enumerate(chunks): res[j] = _decode_rows(*c); next(it, None)
     next(it, None)
@@ -356,23 +363,24 @@ def _keep(raw, out, kinds, n_channels):
 # %% ../nbs/01_data.ipynb #35ab30cf
 def _cache_key(root, files, size, n_channels):
     "The hash of what decides an entry's contents: the folder, each file's path, size and modification time, the size, channels and resize."
-    h = hashlib.sha256(json.dumps([CACHE_VERSION, str(Path(root).resolve()), size, n_channels, RESIZE]).encode())
-    def line(f):
-        try: st = os.stat(f); return f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n"
+    h = hashlib.sha256(json.dumps([CACHE_VERSION, str(Path(root).resolve()), size, n_channels, RESIZE, Image.__version__]).encode())
+    def line(f):                                               # ctime too: a file unreadable once (permissions) is read again when they change
+        try: st = os.stat(f); return f"{f}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\n"
         except OSError: return f"{f}\0missing\n"               # a broken link: reported as skipped when decoded
-    h.update(''.join(map(line, files)).encode())
+    h.update(''.join(map(line, files)).encode('utf-8', 'surrogateescape'))   # names that are not UTF-8 too
     return h.hexdigest()[:24]
+
 
 def _entry_meta(entry):
     "An entry's meta.json, or None when it is missing or unreadable (an entry being built, or damaged)."
     try: return json.loads((entry/'meta.json').read_text())
     except (OSError, ValueError): return None
 
-def _build_entry(entry, root, files, size, n_channels, progress):
+def _build_entry(entry, root, files, size, n_channels, progress, part=None):
     "Decode `files` into the cache entry `entry`: built in a temporary folder, renamed into place when complete."
     tmp = entry.with_name(f"{entry.name}.tmp-{os.getpid()}"); shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
     try:
-        need, free = len(files) * 3 * (size or 0) ** 2, shutil.disk_usage(tmp).free
+        need, free = 2 * len(files) * 3 * (size or 0) ** 2, shutil.disk_usage(tmp).free   # the decoded rows, then the kept ones
         if need > free: raise FastGANError(f"decoding {len(files):,} images at {size}×{size} needs about {fmt_bytes(need)} on disk and {tmp.parent} has "
                                            f"{fmt_bytes(free)} free: set --cache-dir (or $FASTGAN_STUDY_CACHE) to a disk with room, or lower --size")
         t0 = time.perf_counter()
@@ -383,7 +391,7 @@ def _build_entry(entry, root, files, size, n_channels, progress):
             raise FastGANError(f"images differ in size: {files[bad]} is {kinds[bad][1]} but {Path(files[first]).name} is {hw[0]}×{hw[1]}; "
                                "pass a size (size=N) to resize them all")
         np.save(tmp/'ok.npy', _keep(tmp/'raw.npy', tmp/'images.npy', kinds, n_channels))
-        meta = dict(version=CACHE_VERSION, source=str(root), size=size, n_channels=n_channels, n_files=len(files), created=time.time(),
+        meta = dict(version=CACHE_VERSION, source=str(Path(root).resolve()), part=part, size=size, n_channels=n_channels, n_files=len(files), created=time.time(),
                     seconds=round(time.perf_counter() - t0, 2), skipped=[[i, k[1], k[2]] for i, k in enumerate(kinds) if k[0] == 'skip'])
         (tmp/'meta.json').write_text(json.dumps(meta))
         try: os.replace(tmp, entry)
@@ -392,8 +400,8 @@ def _build_entry(entry, root, files, size, n_channels, progress):
     finally: shutil.rmtree(tmp, ignore_errors=True)
 
 def _drop_stale(croot, entry, meta):
-    "Remove the other entries of the same folder, size and channels: their files have changed since."
-    same = lambda m: m and all(m.get(k) == meta[k] for k in ('source', 'size', 'n_channels'))
+    "Remove the other entries of the same folder (and part of it), size and channels: its files have changed since."
+    same = lambda m: m and all(m.get(k) == meta.get(k) for k in ('source', 'part', 'size', 'n_channels'))
     for d in croot.iterdir():
         if d != entry and d.is_dir() and '.tmp-' not in d.name and same(_entry_meta(d)): shutil.rmtree(d, ignore_errors=True)
 
@@ -403,11 +411,18 @@ def cached_images(root, # the folder the files are under (it names the entry)
                   size:int=None, # decode at size×size (None: the files' own size, which must match)
                   n_channels:int=None, # 1 or 3 (None: 3 if any image is in colour)
                   cache_dir=None, # as for `cache_root`
-                  progress:bool=None): # show a progress bar while decoding (None: for 2,000 files or more)
+                  progress:bool=None, # show a progress bar while decoding (None: for 2,000 files or more)
+                  part:str=None): # which part of `root` the files are (a split), when not all of it: entries of other parts are kept
     "The decoded `files` as a memory map N×C×H×W (from the cache; decoded first when not there), the kept files' indices, and (index, kind, why) of those skipped."
     root, files, croot = Path(root), [os.fspath(f) for f in files], cache_root(cache_dir)
     off = croot is None
     if off: croot = Path(tempfile.mkdtemp(prefix='fastgan_study-'))    # no cache: decoded for this load only
+    try: return _cached(croot, root, files, size, n_channels, progress, part)
+    finally:
+        if off: shutil.rmtree(croot, ignore_errors=True)            # the map outlives the folder
+
+def _cached(croot, root, files, size, n_channels, progress, part=None):
+    "`cached_images` in the cache folder `croot`."
     key = _cache_key(root, files, size, n_channels); entry = croot/key
     meta = _entry_meta(entry)
     if meta is None:
@@ -419,12 +434,13 @@ def cached_images(root, # the folder the files are under (it names the entry)
                                                                    # (a POSIX lock: the decoding workers do not inherit it, so it ends with this process)
             meta = _entry_meta(entry)
             if meta is None:
-                shutil.rmtree(entry, ignore_errors=True)           # a damaged entry (no readable meta.json) is built again
-                _build_entry(entry, root, files, size, n_channels, progress)
+                for d in [entry, *croot.glob(f"{key}.tmp-*")]: shutil.rmtree(d, ignore_errors=True)   # a damaged entry, builds that were killed
+                _build_entry(entry, root, files, size, n_channels, progress, part)
                 meta = _entry_meta(entry); _drop_stale(croot, entry, meta)
-    else: os.utime(entry)                                           # its last use, for `cache_entries`
+    else:
+        try: os.utime(entry)                                        # its last use, for `cache_entries`
+        except OSError: pass                                        # a cache another user built, or read-only
     x, ok = np.load(entry/'images.npy', mmap_mode='c'), np.load(entry/'ok.npy')   # 'c': writable in memory, never written back
-    if off: shutil.rmtree(croot, ignore_errors=True)                # the map outlives the folder
     return x, ok, [tuple(s) for s in meta['skipped']]
 
 # %% ../nbs/01_data.ipynb #0d092d7f
@@ -443,11 +459,12 @@ def decoded_set(root, # the folder the files are under: names the cache entry, a
                 attr_names:list=None, # the attributes' names
                 cache_dir=None, # as for `cache_root`
                 memory_budget=None, # as for `memory_budget`: a larger set stays memory-mapped
-                progress:bool=None): # show a progress bar while decoding (None: for 2,000 files or more)
+                progress:bool=None, # show a progress bar while decoding (None: for 2,000 files or more)
+                part:str=None): # which part of `root` the files are (a split), when not all of it
     "The readable `files` as an `ImageSet` through the decoded-image cache, labelled by `names`; other files are skipped with one warning."
     root = Path(root)
     if not files and not others: raise FastGANError(f"no images found in {root} (looked for .png, .jpg and other image files)")
-    x, ok, bad = cached_images(root, files, size, n_channels, cache_dir, progress) if files else (None, np.zeros(0, np.int64), [])
+    x, ok, bad = cached_images(root, files, size, n_channels, cache_dir, progress, part) if files else (None, np.zeros(0, np.int64), [])
     rel = lambda f: Path(f).relative_to(root).as_posix() if Path(f).is_relative_to(root) else str(f)   # only for the few files skipped
     skipped = [(rel(f), 'not images', '') for f in others] + [(rel(files[i]), kind, why) for i, kind, why in bad]
     note = _skip_note(skipped, len(files) + len(others))
@@ -488,6 +505,11 @@ def folder_sizes(path, # a folder of images
     return sorted(sizes)
 
 # %% ../nbs/01_data.ipynb #7ad66ef2
+def _under(folder, source):
+    "Whether `folder` is `source` or lies under it."
+    f, s = str(Path(folder).resolve()), str(Path(source).resolve())
+    return f == s or f.startswith(s.rstrip(os.sep) + os.sep)
+
 def cache_entries(cache_dir=None): # as for `cache_root`
     "The cache's entries, newest use first: one dict each (key, source, size, channels, images, bytes, seconds to build, last used)."
     croot, res = cache_root(cache_dir), []
@@ -505,13 +527,12 @@ def clear_cache(cache_dir=None, # as for `cache_root`
     "Remove cache entries; returns (entries removed, bytes freed)."
     croot, n, freed = cache_root(cache_dir), 0, 0
     if croot is None or not croot.is_dir(): return 0, 0
-    src = None if source is None else str(Path(source).resolve())
     for d in list(croot.iterdir()):
         m = _entry_meta(d) if d.is_dir() else None
-        if src is not None and (m is None or str(Path(m['source']).resolve()) != src and not str(Path(m['source']).resolve()).startswith(src + os.sep)): continue
+        if source is not None and (m is None or not _under(m['source'], source)): continue
         if d.is_dir():
             freed += sum(f.stat().st_size for f in d.iterdir() if f.is_file()); n += m is not None; shutil.rmtree(d, ignore_errors=True)
-        elif src is None: d.unlink(missing_ok=True)                     # lock files
+        elif source is None: d.unlink(missing_ok=True)                     # lock files
     return n, freed
 
 def cache_command(clear:bool=False, # remove the entries (all, or those of --source)
@@ -519,11 +540,11 @@ def cache_command(clear:bool=False, # remove the entries (all, or those of --sou
                   cache_dir:str=None): # the cache folder (default: $FASTGAN_STUDY_CACHE, else ~/.cache/fastgan_study)
     "List the decoded-image cache's entries (folder, size, images, disk space), or clear them."
     croot = cache_root(cache_dir)
-    if croot is None: raise FastGANError("the image cache is off (--cache-dir off or FASTGAN_STUDY_CACHE=off): there is nothing to list or clear")
+    if croot is None: raise FastGANError("the image cache is off (--cache-dir off): there is nothing to list or clear; give the cache's folder, or leave --cache-dir out")
     if clear:
         n, freed = clear_cache(cache_dir, source)
         return [f"removed {n} entr{'y' if n == 1 else 'ies'} ({fmt_bytes(freed)}) from {croot}" + (f" for {source}" if source else '')]
-    es = [e for e in cache_entries(cache_dir) if source is None or str(Path(e['source']).resolve()).startswith(str(Path(source).resolve()))]
+    es = [e for e in cache_entries(cache_dir) if source is None or _under(e['source'], source)]
     if not es: return [f"the image cache in {croot} is empty" + (f" for {source}" if source else '')]
     when = lambda t: time.strftime('%Y-%m-%d %H:%M', time.localtime(t))
     rows = [f"{e['key']}  {fmt_bytes(e['bytes']):>9}  {e['images']:>9,}  {str(e['size'] or 'own'):>5}  {e['n_channels'] or 'any':>3}  {when(e['used'])}  {e['source']}" for e in es]
@@ -542,7 +563,7 @@ def dataset_images(name:str, # a name in `datasets.DATASET_NAMES`
     names = [d['vocab'][int(k)] for k in d['labels']]
     if d['kind'] == 'files':
         root = Path(os.path.commonpath([str(f.parent) for f in d['files']])) if d['files'] else data_root()
-        return decoded_set(root, d['files'], names, (), size, n_channels, d.get('attrs'), d.get('attr_names'), **cache).replace(source=name)
+        return decoded_set(root, d['files'], names, (), size, n_channels, d.get('attrs'), d.get('attr_names'), part=split, **cache).replace(source=name)
     x = _to_nchw(d['images'], name)
     return ImageSet(x, *_labels(np.asarray(names), len(x), name), name)
 
@@ -608,6 +629,7 @@ def load_images(source='digits', # 'digits', a folder, an .npz file, a name in `
                 memory_budget=None, # RAM a decoded folder may take before it is read from its memory-mapped cache (`memory_budget`)
                 progress:bool=None): # show a progress bar while decoding a folder (None: for 2,000 files or more)
     "Load any image source as an `ImageSet` of size×size images (folders through the decoded-image cache)."
+    if memory_budget is not None: _budget(memory_budget)        # a bad budget is refused before any decoding
     with warnings.catch_warnings(record=True) as said:      # what loading says is shown once the set is loaded and checked, not before a refusal
         warnings.simplefilter('always')
         s = _load_images(source, size, n_channels, classes, split, dict(cache_dir=cache_dir, memory_budget=memory_budget, progress=progress))
@@ -710,6 +732,7 @@ def device_set(data:ImageSet, # the images batches are gathered from
     d = torch.device(device) if device is not None else default_device()
     if on_device is None: on_device = d.type not in ('cpu', 'meta') and data.images.nbytes <= 0.25 * available_memory(d)
     if not on_device: return data
+    if data.images.device == d: return data.to(d)                      # there already (a CPU run): nothing is copied
     check_memory(data.images.nbytes, f"{len(data):,} images on {d}", "pass on_device=False to keep them in host memory", d)
     return data.to(d)
 

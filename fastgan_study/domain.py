@@ -58,7 +58,10 @@ def classifier_accuracy(net:nn.Module, x:torch.Tensor, y:torch.Tensor, bs:int=10
     return float(torch.cat([net(b).argmax(1) for b in x.split(bs)]).eq(y).float().mean())
 
 # %% ../nbs/05a_domain.ipynb #bd5479d3
-def _fingerprint(*ts): return hashlib.sha1(b''.join(t.contiguous().numpy().tobytes() for t in ts)).hexdigest()[:16]
+def _fingerprint(*ts):
+    h = hashlib.sha1()
+    for t in ts: h.update(t.contiguous().numpy())   # each buffer as it is: no copy of a (memory-mapped) set
+    return h.hexdigest()[:16]
 
 def classifier_hash(net:nn.Module):
     "A short hash of a network's weights (the card's `weights`)."

@@ -370,7 +370,7 @@ class InceptionFeatures(FeatureExtractor):
 # %% ../nbs/05_metrics.ipynb #7ac18b87
 SCORES = ('fid', 'kid', 'is', 'precision', 'recall')
 
-def _images_hash(x): return hashlib.sha1(x.contiguous().numpy().tobytes()).hexdigest()[:16]
+def _images_hash(x): return hashlib.sha1(x.contiguous().numpy()).hexdigest()[:16]   # the buffer itself: no copy of a (memory-mapped) set
 
 def _source_name(src):
     if isinstance(src, ImageSet): return src.source

@@ -203,7 +203,7 @@ def _build(a:dict, built:dict, absent:bool=False):
     opts = data_options(recipe_settings(a['recipe'], **knobs))
     dkw = dict(size=a['size'], bs=a['bs'], nz=a['nz'], noise=a['noise'], n_channels=a['n_channels'], classes=_classes(a), **opts)
     key = repr((str(a['data']), absent, sorted(dkw.items(), key=str)))
-    if key not in built: built[key] = stand_in_dls(str(a['data']), **dkw) if absent else gan_dls(a['data'], device='cpu', **dkw)
+    if key not in built: built[key] = stand_in_dls(str(a['data']), **dkw) if absent else gan_dls(a['data'], device='cpu', cache_dir=a.get('cache_dir'), memory_budget=a.get('memory_budget'), **dkw)
     return gan_learner(built[key], a['recipe'], n_features=a['n_features'], **knobs)
 
 def _blame(msg:str, study:dict, settings:dict):

@@ -57,28 +57,35 @@ def test_skipped_files_are_remembered(tmp_path):
     assert len(s) == len(s2) == 20 and s.skipped == s2.skipped
 
 BUILD = textwrap.dedent("""
-    import sys; from fastgan_study.data import folder_images
-    s = folder_images(sys.argv[1], size=32, cache_dir=sys.argv[2], progress=False)
+    import sys, time; import fastgan_study.data as D
+    decode, read = D._decode_all, D._read_image
+    def counted(*a, **k): print('decoded', flush=True); return decode(*a, **k)
+    D._decode_all = counted
+    if len(sys.argv) > 3: D._read_image = lambda f, size: time.sleep(0.002) or read(f, size)   # slow enough to be killed mid-way
+    s = D.folder_images(sys.argv[1], size=32, cache_dir=sys.argv[2], progress=False)
     print(len(s), int(s.images.double().sum()))
 """)
 
 def test_a_killed_build_is_never_used(tmp_path):
     d, c = make_folder(tmp_path/'imgs', 3000, side=64, gray_every=10**9), tmp_path/'c'
-    p = subprocess.Popen([sys.executable, '-c', BUILD, str(d), str(c)], stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen([sys.executable, '-c', BUILD, str(d), str(c), 'slow'], stdout=subprocess.PIPE, text=True)
     t0 = time.time()
     while not list((c/'images').glob('*.tmp-*/raw.npy')) and time.time() - t0 < 60 and p.poll() is None: time.sleep(0.02)
     time.sleep(0.3); p.kill(); p.wait()                            # kill -9 in the middle of decoding
     assert cache_entries(c) == [], 'a build cut short was listed as an entry'
     s = folder_images(d, size=32, cache_dir=c)                      # built again, from scratch
     assert torch.equal(s.images, expected(d, 32))
-    assert len(cache_entries(c)) == 1 and list((c/'images').glob('*.tmp-*'))   # the killed build's folder is left, and ignored
+    assert len(cache_entries(c)) == 1 and not list((c/'images').glob('*.tmp-*'))   # the killed build's folder was removed by the next build
     n, _ = clear_cache(c); assert n == 1 and not any((c/'images').iterdir())
 
 def test_two_processes_share_one_build(tmp_path):
     d, c = make_folder(tmp_path/'imgs', 600), tmp_path/'c'
     ps = [subprocess.Popen([sys.executable, '-c', BUILD, str(d), str(c)], stdout=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=300)[0] for p in ps]
-    assert all(p.returncode == 0 for p in ps) and outs[0] == outs[1] and outs[0].split()[0] == '600'
+    assert all(p.returncode == 0 for p in ps), outs
+    assert sum(o.count('decoded') for o in outs) == 1                # one decoded, the other waited and mapped its entry
+    res = [o.replace('decoded', '').split() for o in outs]
+    assert res[0] == res[1] and res[0][0] == '600'
     assert len(cache_entries(c)) == 1 and not list((c/'images').glob('*.tmp-*'))
 
 def test_cache_problems_are_one_line(tmp_path, monkeypatch):
@@ -89,10 +96,28 @@ def test_cache_problems_are_one_line(tmp_path, monkeypatch):
     with pytest.raises(FastGANError, match=r'needs about .* on disk and .* free: set --cache-dir'): folder_images(d, size=64, cache_dir=tmp_path/'c2')
     assert cache_entries(tmp_path/'c2') == []
 
-def test_cache_off_reads_the_same(tmp_path):
+def test_cache_off_reads_the_same_and_leaves_nothing(tmp_path):
+    import tempfile
     d = make_folder(tmp_path/'imgs', 30)
+    before = set(Path(tempfile.gettempdir()).glob('fastgan_study-*'))
     off = folder_images(d, size=16, cache_dir='off')
     assert torch.equal(off.images, expected(d, 16)) and D.cache_root('off') is None
+    Image.fromarray(np.zeros((5, 7), np.uint8)).save(d/'a'/'odd.png')
+    with pytest.raises(FastGANError, match='images differ in size'): folder_images(d, cache_dir='off')   # a load that fails
+    assert set(Path(tempfile.gettempdir()).glob('fastgan_study-*')) == before
+
+def test_entries_of_other_file_lists_are_kept(tmp_path):
+    from fastgan_study.data import decoded_set
+    d, c = make_folder(tmp_path/'imgs', 20), tmp_path/'c'
+    files = D.folder_files(d)
+    a, b = decoded_set(d, files[:10], size=8, cache_dir=c, part='train'), decoded_set(d, files[10:], size=8, cache_dir=c, part='test')   # two splits of one folder
+    assert len(cache_entries(c)) == 2                                # neither is a stale version of the other
+    assert torch.equal(decoded_set(d, files[:10], size=8, cache_dir=c, part='train').images, a.images) and len(cache_entries(c)) == 2
+
+def test_memory_budget_reads_text_as_the_command_line_gives_it():
+    from fastgan_study.data import memory_budget
+    assert memory_budget('0.5') == pytest.approx(memory_budget(0.5), rel=0.05) and memory_budget('3e9') == 3e9
+    with pytest.raises(FastGANError, match='is not a size'): load_images('digits', memory_budget='much')   # refused before loading
 
 def test_the_cache_command(tmp_path, run_cli):
     d, e = make_folder(tmp_path/'imgs', 12), make_folder(tmp_path/'other', 6)
@@ -157,11 +182,15 @@ def test_device_set_follows_free_memory(monkeypatch):
     device_set(s, 'cpu'); device_set(s, 'cuda', on_device=False); assert moved == []
     device_set(s, 'cuda', on_device=True); assert moved == ['cuda']
 
-def test_on_device_batches_are_the_same(tmp_path):
+def test_on_device_batches_are_the_same(monkeypatch):
     from fastgan_study.core import set_seed
+    moved = lambda self, d: self.replace(images=self.images.clone(), labels=self.labels.clone())   # a copy, as a GPU's would be
     def epoch(on_device):
         set_seed(0); dls = gan_dls('digits', size=8, bs=16, device='cpu', on_device=on_device)
         return dls, list(dls.train)
-    (a, ea), (b, eb) = epoch(False), epoch(True)
-    assert b.feed.images.device == torch.device(b.device) and len(ea) == len(eb) == 1797 // 16
+    a, ea = epoch(False)
+    monkeypatch.setattr(ImageSet, 'to', moved)
+    b, eb = epoch(True)
+    assert a.feed is a.images and b.feed is not b.images and b.feed.images.data_ptr() != b.images.images.data_ptr()
+    assert len(ea) == len(eb) == 1797 // 16
     for (za, xa), (zb, xb) in zip(ea, eb): assert torch.equal(xa, xb) and torch.equal(za, zb)
