@@ -53,11 +53,11 @@ def time_epoch(batches, scale=None):
         n += 1
     return first, time.perf_counter() - t0, n
 
-def ours(root, size, bs, cache, device, budget=None):
+def ours(root, size, bs, cache, device, budget=None, on_device=None):
     "Our loaders: seconds to build them and reach the first batch, the epoch, batches."
     from fastgan_study.data import gan_dls
     t0 = time.perf_counter()
-    dls = gan_dls(root, size=size, bs=bs, device=device, cache_dir=cache, memory_budget=budget)
+    dls = gan_dls(root, size=size, bs=bs, device=device, cache_dir=cache, memory_budget=budget, on_device=on_device)
     built = time.perf_counter() - t0
     first, epoch, n = time_epoch(dls.train)
     return dls, built + first, epoch, n
@@ -96,7 +96,7 @@ def main(argv=None):
         _, cf, ce, n = ours(root, a.size, a.bs, cache, a.device)
         dls, wf, we, _ = ours(root, a.size, a.bs, cache, a.device)
         nbytes = dls.images.images.nbytes
-        mdls, mf, me, _ = ours(root, a.size, a.bs, cache, a.device, budget=nbytes // 4)
+        mdls, mf, me, _ = ours(root, a.size, a.bs, cache, a.device, budget=nbytes // 4, on_device=False)   # batches from the map, even on a GPU
         assert mdls.images.mapped and not dls.images.mapped
         rows = [('torchvision ImageFolder + DataLoader', pf, pe, pn), ('ours, cold (builds the cache)', cf, ce, n),
                 ('ours, warm (from the cache, in RAM)', wf, we, n), (f'ours, mapped (budget {nbytes // 4 / 2**20:.0f} MB < set {nbytes / 2**20:.0f} MB)', mf, me, n)]

@@ -560,12 +560,11 @@ def dataset_images(name:str, # a name in `datasets.DATASET_NAMES`
     "The data set `name`, downloaded once (`datasets.get_dataset`), as an `ImageSet`: CelebA with its attributes as `attrs`."
     d = get_dataset(name, split)
     if d['kind'] == 'folder': return folder_images(d['path'], size, n_channels, split, **cache)
-    names = [d['vocab'][int(k)] for k in d['labels']]
     if d['kind'] == 'files':
         root = Path(os.path.commonpath([str(f.parent) for f in d['files']])) if d['files'] else data_root()
+        names = [d['vocab'][int(k)] for k in d['labels']]
         return decoded_set(root, d['files'], names, (), size, n_channels, d.get('attrs'), d.get('attr_names'), part=split, **cache).replace(source=name)
-    x = _to_nchw(d['images'], name)
-    return ImageSet(x, *_labels(np.asarray(names), len(x), name), name)
+    return ImageSet(_to_nchw(d['images'], name), torch.as_tensor(d['labels']), list(d['vocab']), name)   # the set's own class order
 
 # %% ../nbs/01_data.ipynb #7b84dd15
 def _digit_set(source, split):
