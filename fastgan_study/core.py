@@ -95,7 +95,7 @@ LIMITS = dict(   # option → (int or float, lowest, highest, lowest excluded?)
     seed=(int, 0, 2**32 - 1), depth=(int, 0, 16), kernel=(int, 1, 15), n_crit=(int, 1, 1000), n_gen=(int, 1, 1000),
     lr=(float, 0, 100, True), lr_gen=(float, 0, 100, True), lr_crit=(float, 0, 100, True), lr_gan=(float, 0, 100, True),
     gen_thresh=(float, -1e6, 1e6), critic_thresh=(float, -1e6, 1e6), clip=(float, 0, 1e3, True), gp=(float, 0, 1e6),
-    label_smoothing=(float, 0, 0.5), label_flip=(float, 0, 0.5), aux_weight=(float, 0, 1e6), instance_noise=(float, 0, 100),
+    label_smoothing=(float, 0, 0.5), label_flip=(float, 0, 0.5), aux_weight=(float, 0, 1e6), classifier_loss=(float, 0, 1e6), instance_noise=(float, 0, 100),
     instance_noise_anneal=(int, 0, BIG), ema=(float, 0, 0.9999999), dropout_critic=(float, 0, 0.99), dropout_gen=(float, 0, 0.99),
     n=(int, 1, BIG), draws=(int, 1, 10_000), n_score=(int, 2, BIG), jobs=(int, 1, 1024), steps=(int, 1, BIG), rows=(int, 1, 1000),
     k=(int, 0, 10**6), seeds=(int, 1, 1000), gen_epochs=(int, 0, 10**6), crit_epochs=(int, 0, 10**6), gan_epochs=(int, 0, 10**6),

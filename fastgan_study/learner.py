@@ -39,13 +39,13 @@ from .runs import (run_dir, read_config, write_config, write_metrics, read_score
                    load_checkpoint, check_checkpoint, restore_checkpoint, ResumeFrom, load_run, REFERENCES, scores_data, as_scores, write_references,
                    read_warnings, write_warnings)
 from .metrics import measure, ScoreCallback, InceptionFeatures, cached_tensor, _images_hash
-from .domain import domain_scores, domain_classifier
+from .domain import domain_scores, domain_classifier, feedback_classifier
 from .report import write_report
 
 # %% ../nbs/06_learner.ipynb #cd7df2ae
 SETTINGS = dict(arch='dcgan', loss='bce', opt='adam', lr=2e-4, lr_gen=None, lr_crit=None, betas=(0.5, 0.999),
                 n_crit=1, n_gen=1, switcher='fixed', gen_thresh=None, critic_thresh=None, clip=None, gp=10.,
-                label_smoothing=0., label_noise=None, label_flip=0., aux_weight=1., instance_noise=0., instance_noise_anneal=0, ema=0.,
+                label_smoothing=0., label_noise=None, label_flip=0., aux_weight=1., classifier_loss=0., instance_noise=0., instance_noise_anneal=0, ema=0.,
                 **{k: None for k in ARCH_OPTIONS})
 _dcgan = dict(arch='dcgan', loss='bce', opt='adam', lr=2e-4, betas=(0.5, 0.999), n_crit=1)
 RECIPES = {'dcgan': _dcgan,
@@ -101,6 +101,9 @@ def recipe_settings(recipe:str='dcgan', **overrides):
     if s['critic_out'] == 'prob' and s['loss'] in ('wgan', 'wgan-gp', 'hinge'):
         raise FastGANError(f"loss {s['loss']} needs a critic that outputs logits, not probabilities: leave critic_out at logit "
                            f"(--critic-out logit), or choose --loss bce or minimax")
+    if s['classifier_loss'] and not needs_labels(s):
+        raise FastGANError(f"classifier_loss reads each image against the class it was asked to be, and the {recipe} recipe's networks "
+                           f"({s['arch']}) are not conditional: use --recipe cdcgan or acgan (or a conditional --arch: cdcgan, cdcgan-embed, cgan)")
     if s['switcher'] == 'adaptive' and s['gen_thresh'] is None and s['critic_thresh'] is None:
         raise FastGANError("the adaptive switcher needs --gen-thresh and/or --critic-thresh (loss levels that trigger a switch)")
     return dict(recipe=recipe, **s)
@@ -202,7 +205,8 @@ def gan_learner(dls, # from `gan_dls`: (noise, image) batches with `dls.noise` (
                        opt_func=torch_opt(s['opt'], s['betas']), lr=s['lr'], splitter=gan_splitter, cbs=tricks + list(L(cbs)))
     speed_up(learn, precision, channels_last, compile)   # precision, memory format, compile
     learn.loss_func = gan_loss(s['loss'], learn.model, smooth=s['label_smoothing'], label_noise=s['label_noise'], flip=s['label_flip'],
-                               gp=s['gp'], aux_weight=s['aux_weight'])
+                               gp=s['gp'], aux_weight=s['aux_weight'], classifier_weight=s['classifier_loss'],
+                               classifier=feedback_classifier(dls.images, need['pixels']) if s['classifier_loss'] else None)
     if s['lr_gen'] or s['lr_crit']:                 # two time-scale rule: one learning rate per parameter group
         learn.create_opt(); learn.lr = [s['lr_gen'] or s['lr'], s['lr_crit'] or s['lr']]
     learn.settings = dict(s, n_features=n_features, n_classes=G.n_classes, generator_params=count_params(G), critic_params=count_params(D))
@@ -605,6 +609,7 @@ def train(data='digits', # 'digits', a folder of images, an .npz file, or a fast
           label_noise:floats=None, # two-sided label noise Beta(α, β), e.g. 1,20
           label_flip:float=None, # fraction of real/fake targets swapped
           aux_weight:float=None, # AC-GAN: weight α of the classification loss
+          classifier_loss:float=None, # conditional recipes: weight α of a fixed pretrained classifier's cross-entropy on generated images against their classes
           instance_noise:float=None, # std σ of Gaussian noise added to every critic input
           instance_noise_anneal:int=None, # epochs over which σ decays to 0 (0: constant)
           ema:float=None, # decay of the generator's moving average used for samples and scores (0: off; e.g. 0.999)

@@ -140,7 +140,7 @@ def critic_targets(n:int, # images of each kind in the critic's batch
 def _detach(x): return [t.detach() for t in x] if is_listy(x) else x.detach()
 
 class GANLossWithTricks(GANLoss):
-    "fastai's `GANLoss` with class labels, an AC-GAN class loss, a gradient penalty and label tricks."
+    "fastai's `GANLoss` with class labels, an AC-GAN class loss, a fixed classifier's feedback, a gradient penalty and label tricks."
     def __init__(self, gen_loss_func, # generator loss (fake_pred, output, target)
                  crit_loss_func, # critic loss (real_pred, fake_pred); with label tricks it also takes `real_target`, `fake_target`
                  gan_model, # fastai `GANModule` (`learn.model`)
@@ -148,13 +148,17 @@ class GANLossWithTricks(GANLoss):
                  aux_weight:float=1., # weight α of the AC-GAN class loss, used when `gan_model.critic.aux`
                  smooth:float=0., # one-sided label smoothing (see `critic_targets`)
                  label_noise=None, # (α, β) two-sided label noise
-                 flip:float=0.): # fraction of flipped critic targets
+                 flip:float=0., # fraction of flipped critic targets
+                 classifier=None, # a fixed module from generated images to class logits (classifier feedback)
+                 classifier_weight:float=0.): # weight α of its cross-entropy against the requested classes, in the generator loss
         super().__init__(gen_loss_func, crit_loss_func, gan_model)
-        if gp < 0 or aux_weight < 0: raise FastGANError(f"gp and aux_weight must be ≥ 0, got gp={gp}, aux_weight={aux_weight}")
+        if gp < 0 or aux_weight < 0 or classifier_weight < 0:
+            raise FastGANError(f"gp, aux_weight and classifier_weight must be ≥ 0, got gp={gp}, aux_weight={aux_weight}, classifier_weight={classifier_weight}")
+        if classifier_weight and classifier is None: raise FastGANError("classifier_weight > 0 needs the classifier whose cross-entropy it weighs")
         self.tricks = check_label_tricks(smooth, label_noise, flip)
-        store_attr('gp,aux_weight,smooth,label_noise,flip')
+        store_attr('gp,aux_weight,smooth,label_noise,flip,classifier,classifier_weight')
         self.aux = getattr(gan_model.critic, 'aux', False)
-        self.real = self.fake = self.last_gp = self.last_targets = None
+        self.real = self.fake = self.last_gp = self.last_targets = self.last_feedback = None
 
     def _check(self, labels):
         if self.aux and not labels: raise FastGANError("an AC-GAN critic needs class labels: use labelled data (batches (z, y) → (x, y))")
@@ -164,12 +168,20 @@ class GANLossWithTricks(GANLoss):
         if not self.aux: return pred, 0.
         return pred[:, 0], self.aux_weight * F.cross_entropy(pred[:, 1:], labels[0])
 
+    def _feedback(self, output, labels):
+        "α·CE of the fixed classifier's logits for `output` against the classes asked for (0 without a classifier)."
+        if not self.classifier_weight: return 0.
+        if not labels: raise FastGANError("classifier feedback needs the class each image was asked to be: a conditional recipe on labelled data")
+        ce = F.cross_entropy(self.classifier(output).float(), labels[0])
+        self.last_feedback = ce.detach()
+        return self.classifier_weight * ce
+
     def generator(self, output, target, *labels):
-        "Critic's verdict on `output` = G(z, *labels), through `gen_loss_func`, plus the AC-GAN term."
+        "Critic's verdict on `output` = G(z, *labels), through `gen_loss_func`, plus the AC-GAN term and the classifier's feedback."
         self._check(labels)
         self.fake = _detach(output)
         fake_pred, ce = self._split(self.gan_model.critic(output, *labels), labels)
-        self.gen_loss = self.gen_loss_func(fake_pred, output, target) + ce
+        self.gen_loss = self.gen_loss_func(fake_pred, output, target) + ce + self._feedback(output, labels)
         return self.gen_loss
 
     def critic(self, real_pred, input, *labels):
@@ -199,6 +211,8 @@ def gan_loss(name:str, # a key of `LOSSES`: bce, minimax, wgan, wgan-gp, hinge, 
              flip:float=0., # fraction of critic targets swapped (bce, minimax, lsgan)
              gp:float=10., # gradient-penalty weight λ, used by wgan-gp
              aux_weight:float=1., # weight α of the AC-GAN class loss (critics with `aux`)
+             classifier=None, # a fixed module from generated images to class logits (classifier feedback)
+             classifier_weight:float=0., # weight α of its cross-entropy against the requested classes (0: off)
              from_probs:bool=None): # the critic outputs probabilities; None: `gan_model.critic.output == 'prob'`
     "The `GANLossWithTricks` for the loss called `name`, with its knobs checked."
     gen, crit = LOSSES[check_choice(name, LOSSES, 'loss')]
@@ -209,7 +223,8 @@ def gan_loss(name:str, # a key of `LOSSES`: bce, minimax, wgan, wgan-gp, hinge, 
         raise FastGANError(f"loss '{name}' needs a critic that outputs logits, not probabilities: build it with output='logit'")
     if from_probs and name in ('bce', 'minimax'): gen, crit = partial(gen, from_probs=True), partial(crit, from_probs=True)
     return GANLossWithTricks(gen, crit, gan_model, gp=gp if name == 'wgan-gp' else 0., aux_weight=aux_weight,
-                    smooth=smooth, label_noise=label_noise, flip=flip)
+                    smooth=smooth, label_noise=label_noise, flip=flip,
+                             classifier=classifier, classifier_weight=classifier_weight)
 
 # %% ../nbs/03_losses.ipynb #7e15c090
 class KeepReal(Callback):
