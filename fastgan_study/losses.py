@@ -149,12 +149,11 @@ class GANLossWithTricks(GANLoss):
                  smooth:float=0., # one-sided label smoothing (see `critic_targets`)
                  label_noise=None, # (α, β) two-sided label noise
                  flip:float=0., # fraction of flipped critic targets
-                 classifier=None, # a fixed module from generated images to class logits (classifier feedback)
+                 classifier=None, # a fixed module from generated images to class logits (classifier feedback; may be set before the first step)
                  classifier_weight:float=0.): # weight α of its cross-entropy against the requested classes, in the generator loss
         super().__init__(gen_loss_func, crit_loss_func, gan_model)
         if gp < 0 or aux_weight < 0 or classifier_weight < 0:
             raise FastGANError(f"gp, aux_weight and classifier_weight must be ≥ 0, got gp={gp}, aux_weight={aux_weight}, classifier_weight={classifier_weight}")
-        if classifier_weight and classifier is None: raise FastGANError("classifier_weight > 0 needs the classifier whose cross-entropy it weighs")
         self.tricks = check_label_tricks(smooth, label_noise, flip)
         store_attr('gp,aux_weight,smooth,label_noise,flip,classifier,classifier_weight')
         self.aux = getattr(gan_model.critic, 'aux', False)
@@ -172,6 +171,7 @@ class GANLossWithTricks(GANLoss):
         "α·CE of the fixed classifier's logits for `output` against the classes asked for (0 without a classifier)."
         if not self.classifier_weight: return 0.
         if not labels: raise FastGANError("classifier feedback needs the class each image was asked to be: a conditional recipe on labelled data")
+        if self.classifier is None: raise FastGANError("classifier_weight > 0 needs the classifier whose cross-entropy it weighs: set the loss's `classifier`")
         ce = F.cross_entropy(self.classifier(output).float(), labels[0])
         self.last_feedback = ce.detach()
         return self.classifier_weight * ce
