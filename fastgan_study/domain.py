@@ -48,9 +48,10 @@ def train_lenet(x:torch.Tensor, # uint8 N×C×H×W training images
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps)
     g = torch.Generator().manual_seed(seed)
     order = torch.cat([torch.randperm(len(x), generator=g) for _ in range(math.ceil(steps * bs / len(x)))])
-    for idx in order[:steps * bs].view(steps, bs):
-        loss = F.cross_entropy(net(x[idx]), y[idx])
-        opt.zero_grad(); loss.backward(); opt.step(); sched.step()
+    with torch.enable_grad():                               # also when called under no_grad (e.g. while scoring)
+        for idx in order[:steps * bs].view(steps, bs):
+            loss = F.cross_entropy(net(x[idx]), y[idx])
+            opt.zero_grad(); loss.backward(); opt.step(); sched.step()
     return net.eval()
 
 @torch.no_grad()
