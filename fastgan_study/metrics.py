@@ -469,9 +469,9 @@ def measure(real, # the real images: a folder, .npz, ImageSet, tensor, DataLoade
     if sampled: real = as_images(real, n=n_real or n or 10_000, seed=seed + draws)
     real = _named_source(real, sets[0])
     real_size = sets[0].shape[-1] if mixed_sizes(real) else None
-    rf = real_features(real, extractor, n=n_real, bs=bs, size=real_size)[0]
+    rf = real_features(real, extractor, n=n_real, bs=bs, size=real_size)[0] if set(scores) - {'is'} else None   # IS reads the generated side only
     feats = [extractor.features(x, bs=bs) for x in sets]
-    card = dict(extractor.card, real=sampled or _source_name(real), real_count=len(rf), fake_count=len(sets[0]), draws=draws, seed=seed)
+    card = dict(extractor.card, real=sampled or _source_name(real), real_count=None if rf is None else len(rf), fake_count=len(sets[0]), draws=draws, seed=seed)
     if real_size: card['real_resize'] = f"to {real_size}×{real_size}, the generated images' size (its own sizes differ)"
     if fake_size: card['fake_resize'] = f"to {fake_size}×{fake_size}, the extractor's input (its own sizes differ)"
     out = {}

@@ -219,6 +219,9 @@ def run_report(run): # a run folder written by `learner.train`
         for line in protocol_lines(scores): doc.para(line, note=True)
         doc.table(scores_table(scores, refs))
         if refs: doc.para(REFERENCE_NOTE, note=True)
+        if (run/'memorisation.png').exists():
+            doc.figure(run/'memorisation.png', 'Memorisation: the generated images nearest to the training set, each beside its nearest training images '
+                       '(memorisation.png); red distances are at or below τ, the held-out test images\' 5% quantile.')
     elif c.get('status') == 'done': doc.para("No final scores (scores.yaml): the run was trained with --score none (fastgan_study fid scores it).", note=True)
     else: doc.para(f"No final scores yet: the run is {c.get('status', 'unknown')}.", note=True)
     doc.heading('Samples')
@@ -229,7 +232,9 @@ def run_report(run): # a run folder written by `learner.train`
         doc.figure(plot_grid_strip(grids), _strip_caption(list(grids)))
     doc.heading('Training curves')
     if len(m): doc.figure(_losses_png(m, c.get('loss', 'bce')), 'Generator and critic loss per epoch (from metrics.csv).')
-    if score_columns(m): doc.figure(plot_score_curves(m), 'Scores measured during training, against epochs and wall-clock time.')
+    if score_columns(m): doc.figure(plot_score_curves(m), 'Scores measured during training, against epochs and wall-clock time'
+                                    + ('; fd_prev (collapse): the Fréchet distance between successive epochs\' samples of one fixed noise batch, diversity: their '
+                                       'spread relative to real images (1: as varied as the data).' if 'fd_prev' in m else '.'))
     doc.heading('Configuration')
     doc.details('config.yaml (every setting of the run)', (run/'config.yaml').read_text())
     return doc

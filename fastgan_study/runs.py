@@ -26,7 +26,7 @@ from .models import gan_nets, ARCH_OPTIONS
 from .callbacks import GANMetrics, GeneratorEMA, KeepGANMode, DivergenceGuard
 
 # %% ../nbs/04c_runs.ipynb #7c84445c
-RUN_FILES = ('config.yaml', 'metrics.csv', 'samples', 'losses.png', 'model.pth', 'scores.yaml', 'references.yaml', 'warnings.yaml', 'report.html', 'report.md')
+RUN_FILES = ('config.yaml', 'metrics.csv', 'samples', 'losses.png', 'model.pth', 'scores.yaml', 'memorisation.png', 'references.yaml', 'warnings.yaml', 'report.html', 'report.md')
 
 def run_dir(out=None, # the run folder (None: a new folder under runs/ named after `name`)
             name:str='run', # base name for a new folder

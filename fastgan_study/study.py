@@ -21,10 +21,11 @@ import numpy as np, pandas as pd, yaml, torch
 from scipy import stats
 from .core import (FastGANError, atomic_write, save_yaml, load_yaml, onoff, floats, inside, check_writable, one_line, check_values,
                                 FolderLock, fmt_bytes)
-from .learner import train, final_scores, reference_scores, recipe_settings, data_options, SETTINGS, gan_learner, check_fits
+from .learner import (train, recipe_settings, data_options, SETTINGS, gan_learner, check_fits, check_score_kinds, COLLAPSE_N,
+                                   SCORE_KINDS as RUN_SCORE_KINDS)
 from .metrics import InceptionFeatures
 from .domain import LeNet
-from .runs import read_config, read_metrics, read_scores, write_scores, read_references, write_references, card_text
+from .runs import read_config, read_metrics, read_scores, read_references, card_text
 from .datasets import DATASETS, DATASET_NAMES, dataset_present
 from .data import gan_dls, ImageSet
 from .report import write_report
@@ -33,8 +34,8 @@ from .report import write_report
 STUDY_KEYS = dict(name='study', base={}, grid={}, ablate={}, seeds=[0], scores=['auto'], n_score=None, compare='base', test='welch', alpha=0.05,
                   min_seeds=3)
 TRAIN_PARAMS = {k: p for k, p in inspect.signature(train).parameters.items()
-                if k not in ('out', 'force', 'resume', 'progress', 'seed', 'score', 'report')}   # the study sets these itself
-SCORE_KINDS = ('auto', 'domain', 'fid', 'kid')
+                if k not in ('out', 'force', 'resume', 'progress', 'seed', 'score', 'n_score', 'report')}   # the study sets these itself
+SCORE_KINDS = tuple(k for k in RUN_SCORE_KINDS if k != 'none')   # a run's closing-score kinds (`learner.closing_scores`)
 STUDY_AXES = {**TRAIN_PARAMS, 'n_score': None}        # what a grid or an ablation may vary
 
 # %% ../nbs/10_study.ipynb #886e902a
@@ -215,16 +216,24 @@ def _blame(msg:str, study:dict, settings:dict):
 
 SCORE_DIMS = dict(domain=inspect.signature(LeNet).parameters['dims'].default,          # the feature sizes of the Fréchet distances
                   fid=inspect.signature(InceptionFeatures).parameters['dims'].default)   # a trial scores (KID has no minimum)
+SCORE_DIMS.update(fid_spread=SCORE_DIMS['fid'], domain_spread=SCORE_DIMS['domain'])        # each draw of a spread is a Fréchet distance
 
 def _check_scores(study:dict, cell:str, settings:dict, images,
+                  data, # the cell's data source (memorisation's test split)
                   n_real:int=None): # the real set's size when `images` stand in for it (default: len(images))
-    "Refuse a cell whose scores need what its data cannot give: labels, or as many scored images as feature dimensions."
+    "Refuse a cell whose scores need what its data or machine cannot give: labels, logits, a test split, or as many scored images as feature dimensions."
     labelled, n_real = len(images.labels.unique()) >= 2, n_real or len(images)
-    n = min(settings.get('n_score', study['n_score']) or n_real, n_real)
+    n_score = settings.get('n_score', study['n_score'])
+    n = min(n_score or n_real, n_real)
+    try: check_score_kinds(study['scores'], data)                     # logits for is, a test split for memorisation
+    except FastGANError as e: raise FastGANError(f"cell {cell}: scores: {str(e).removeprefix('score ')}") from None
     for kind in study['scores']:
         k = 'domain' if kind == 'auto' and labelled else kind
-        if k == 'domain' and not labelled:
+        if k in ('domain', 'domain_spread') and not labelled:
             raise FastGANError(f"cell {cell}: scores: {kind} needs labelled data (2 or more classes) and {images.source} has one: use scores: [fid] or [kid]")
+        if k == 'collapse' and (n_score or COLLAPSE_N) < 64 * images.images.shape[1]:
+            raise FastGANError(f"cell {cell}: scores: collapse follows a fixed batch of {n_score or COLLAPSE_N} images (n_score) on {64 * images.images.shape[1]} "
+                               f"pixel features, and a Fréchet distance needs as many images as dimensions: raise n_score to {64 * images.images.shape[1]} or more")
         d = SCORE_DIMS.get(k, 0)
         if n < d: raise FastGANError(f"cell {cell}: scores: {kind} is a Fréchet distance on {d} feature dimensions and this cell scores {n} images "
                                      f"({'n_score' if n < n_real else 'all of its data'}); it needs {d} or more: raise n_score (and use data with as many images), "
@@ -259,7 +268,7 @@ def check_study(study:dict, # from `parse_study`
             check_values(dict(a, n_score=settings.get('n_score', study['n_score'])))      # the same rules as the command line's
             s = recipe_settings(a['recipe'], **{k: a[k] for k in SETTINGS if k in a})
             check_fits(s, a['size'], a['n_channels'] or 3, a['nz'], a['n_features'], a['bs'], a['device'])
-            _check_scores(study, cell, settings, _build(a, built, absent).dls.images, _real_count(name, _classes(a)) if absent else None)
+            _check_scores(study, cell, settings, _build(a, built, absent).dls.images, a['data'], _real_count(name, _classes(a)) if absent else None)
         except FastGANError as e:
             where = ('scores',) if ': scores: ' in str(e) else _blame(str(e), study, settings)
             raise st.error(str(e) if str(e).startswith('cell ') else f"cell {cell}: {e}", *where) from None
@@ -267,11 +276,11 @@ def check_study(study:dict, # from `parse_study`
     return study
 
 # %% ../nbs/10_study.ipynb #db13f7af
-LOWER_IS_BETTER = ('fd', 'fid', 'kid', 'kl')
+LOWER_IS_BETTER = ('fd', 'fid', 'kid', 'kl', 'spread', 'memorised', 'collapse')
 
 def better(score:str): # a score's name, e.g. domain_fd
-    "'lower' for distances and divergences (FID, KID, FD, KL), else 'higher'."
-    return 'lower' if score.split('_')[-1] in LOWER_IS_BETTER else 'higher'
+    "'lower' for distances and divergences (FID, KID, FD, KL), spreads, the memorised fraction and collapse; else 'higher' (IS, accuracy, modes)."
+    return 'lower' if set(score.split('_')) & set(LOWER_IS_BETTER) else 'higher'
 
 
 def _compute(folder:Path):
@@ -292,9 +301,9 @@ def _compute(folder:Path):
 # %% ../nbs/10_study.ipynb #9dd6983e
 def run_trial(kwargs:dict, # train's keywords, seed included
               folder, # the trial's run folder
-              scores=('auto',), # kinds for `final_scores`: auto, domain, fid, kid
+              scores=('auto',), # closing-score kinds (`SCORE_KINDS`), as `train`'s score
               n_score:int=None): # generated images per score (None: as many as the data has)
-    "Train (or resume) one trial into `folder`, score it, and write `folder/trial.yaml`; returns its record."
+    "Train (or resume) one trial into `folder` with its closing scores and their references, and write `folder/trial.yaml`; returns its record."
     folder, t0 = Path(folder), time.perf_counter()
     if (folder/'trial.yaml').exists(): return load_yaml(folder/'trial.yaml')
     resume = (folder/'model.pth').exists() and (folder/'config.yaml').exists()
@@ -302,14 +311,10 @@ def run_trial(kwargs:dict, # train's keywords, seed included
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
-            learn = train(**kwargs, out=str(folder), resume=resume, force=not resume, progress=False, score='none', report=False)
-            measured, refs = {}, {}
-            for kind in (scores if not learn.diverged else ()):
-                got = final_scores(learn, kind, seed=kwargs['seed'], n=n_score); measured.update(got)
-                for label, r in reference_scores(learn, got, kind, seed=kwargs['seed'], n=n_score).items(): refs.setdefault(label, {}).update(r)
-        if measured: write_scores(measured, folder)
-        if refs: write_references(refs, folder)
-        rec.update(_compute(folder), scores={k: float(v.value) for k, v in measured.items()}, status='diverged' if learn.diverged else 'done',
+            learn = train(**kwargs, out=str(folder), resume=resume, force=not resume, progress=False, score=list(scores) or 'none',
+                          n_score=n_score, report=False)
+        if getattr(learn, 'score_error', None): raise FastGANError(learn.score_error)   # trained and kept: --retry-failed scores it again
+        rec.update(_compute(folder), scores={k: float(v.value) for k, v in learn.scores.items()}, status='diverged' if learn.diverged else 'done',
                    error=f"diverged at {learn.diverged['message']}" if learn.diverged else '')
     except Exception as e: rec['error'] = one_line(e)
     rec.update(resumed=resume, wall_seconds=round(time.perf_counter() - t0, 2))

@@ -3,7 +3,7 @@ import os, sys, time, signal, fcntl, subprocess, shutil
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from fastgan_study.core import FastGANError, load_yaml
-from fastgan_study import study as S
+from fastgan_study import study as S, learner as L
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 CLI = str(Path(sys.executable).with_name('fastgan_study'))
@@ -181,7 +181,7 @@ def test_unusual_axes_run(tmp_path):
 
 def test_a_trial_whose_scoring_fails_is_failed_not_done(tmp_path, monkeypatch):
     def broken(*a, **k): raise RuntimeError('no Inception weights (simulated)')
-    monkeypatch.setattr(S, 'final_scores', broken)
+    monkeypatch.setattr(L, 'final_scores', broken)                                    # the trial's train scores it (RunFolder.score_run)
     res = S.run_study(study_file(tmp_path, text=STUDY.replace('seeds: 2', 'seeds: 1')), tmp_path/'study', verbose=False, report=False)
     assert (res.status == 'failed').all() and set(res.error) == {'RuntimeError: no Inception weights (simulated)'}
     summ = pd.read_csv(tmp_path/'study'/'summary.csv') if (tmp_path/'study'/'summary.csv').stat().st_size > 1 else pd.DataFrame()
