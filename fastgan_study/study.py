@@ -313,8 +313,8 @@ def run_trial(kwargs:dict, # train's keywords, seed included
             warnings.simplefilter('ignore')
             learn = train(**kwargs, out=str(folder), resume=resume, force=not resume, progress=False, score=list(scores) or 'none',
                           n_score=n_score, report=False)
-        if getattr(learn, 'score_error', None): raise FastGANError(learn.score_error)   # trained and kept: --retry-failed scores it again
-        rec.update(_compute(folder), scores={k: float(v.value) for k, v in learn.scores.items()}, status='diverged' if learn.diverged else 'done',
+        if getattr(learn, 'score_error', None): rec['error'] = learn.score_error     # trained and kept: --retry-failed scores it again
+        else: rec.update(_compute(folder), scores={k: float(v.value) for k, v in learn.scores.items()}, status='diverged' if learn.diverged else 'done',
                    error=f"diverged at {learn.diverged['message']}" if learn.diverged else '')
     except Exception as e: rec['error'] = one_line(e)
     rec.update(resumed=resume, wall_seconds=round(time.perf_counter() - t0, 2))

@@ -50,8 +50,8 @@ def test_fid_spread_through_train(split, tmp_path, fast_fid):
     learn = L.train(split, score=['fid', 'fid_spread'], n_score=64, out=tmp_path/'run', report=False, **TINY)
     f, sp = learn.scores['fid'], learn.scores['fid_spread']
     assert sp.card['draws'] == L.SPREAD_DRAWS and sp.card['fake_count'] == 64 and sp.card['spread'] == 'draws' and sp.std is None
-    assert 0 < sp.value < sp.card['fid_mean'] and sp.card['rel_std'] == pytest.approx(sp.value / sp.card['fid_mean'], rel=1e-3)
-    assert f.card['draws'] == 1 and sp.card['fid_mean'] != f.value
+    assert 0 < sp.value < sp.card['mean'] and sp.card['rel_std'] == pytest.approx(sp.value / sp.card['mean'], rel=1e-3)
+    assert f.card['draws'] == 1 and sp.card['mean'] != f.value
     assert set(read_references(tmp_path/'run')['real vs real']) == {'fid'}, 'a spread has no reference'
 
 def test_domain_spread_through_train(split, tmp_path):
@@ -148,3 +148,30 @@ def test_a_study_is_refused_up_front_when_a_score_cannot_be_met(tmp_path, edit, 
             warnings.simplefilter('ignore'); S.run_study(f, tmp_path/'study', dry_run=dry, verbose=False)
         assert re.search(message, str(e.value)) and '\n' not in str(e.value), str(e.value)
     assert not (tmp_path/'study'/'trials').exists()
+
+def test_collapse_batch_smaller_than_its_features_is_refused_before_the_folder(tmp_path):
+    with pytest.raises(FastGANError, match=r'give --n-score 64 or more') as e: L.train(score='collapse', n_score=32, out=tmp_path/'run', **TINY)
+    assert len(str(e.value).splitlines()) == 1 and not (tmp_path/'run').exists()
+
+def test_resume_from_an_older_config_and_with_other_closing_scores(tmp_path):
+    "A config.yaml written before classifier_loss and n_score existed resumes (their defaults are what it meant); asking for other closing scores on resume scores the run with them."
+    out = tmp_path/'run'
+    L.train(score='none', out=out, **dict(TINY, epochs=1))
+    c = load_yaml(out/'config.yaml'); del c['classifier_loss'], c['n_score']
+    from fastgan_study.core import save_yaml
+    save_yaml(c, out/'config.yaml')
+    learn = L.train(score='domain', out=out, resume=True, **TINY)
+    assert read_config(out)['status'] == 'done' and 'domain_fd' in read_scores(out) and len(read_metrics(out)) == 2
+    with pytest.raises(FastGANError, match=r"score 'domain' \(now 'collapse'\)"): L.train(score='collapse', out=out, resume=True, **dict(TINY, epochs=3))
+
+def test_a_scoring_crash_keeps_the_run_done_and_says_so(tmp_path, monkeypatch):
+    "Any error while scoring (not only ours) leaves a trained run done, with score_error in config.yaml, which `run_learner` reads back."
+    def boom(*a, **k): raise RuntimeError('CUDA out of memory (simulated)')
+    monkeypatch.setattr(L, 'final_scores', boom)
+    with pytest.warns(UserWarning, match='saved but was not scored: RuntimeError: CUDA out of memory'): L.train(out=tmp_path/'run', **dict(TINY, epochs=1))
+    c = read_config(tmp_path/'run')
+    assert c['status'] == 'done' and c['score_error'] == 'RuntimeError: CUDA out of memory (simulated)'
+    assert L.run_learner(tmp_path/'run').score_error == c['score_error']
+    monkeypatch.undo()
+    learn = L.train(out=tmp_path/'run', resume=True, **dict(TINY, epochs=1))   # finished but unscored: scored now, the error gone
+    assert 'domain_fd' in read_scores(tmp_path/'run') and 'score_error' not in read_config(tmp_path/'run')
