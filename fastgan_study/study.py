@@ -21,7 +21,7 @@ import numpy as np, pandas as pd, yaml, torch
 from scipy import stats
 from .core import (FastGANError, atomic_write, save_yaml, load_yaml, onoff, floats, inside, check_writable, one_line, check_values,
                                 FolderLock, fmt_bytes)
-from .learner import (train, recipe_settings, data_options, SETTINGS, gan_learner, check_fits, check_score_kinds, COLLAPSE_N,
+from .learner import (train, recipe_settings, data_options, SETTINGS, gan_learner, check_fits, check_score_kinds, check_collapse_batch,
                                    SCORE_KINDS as RUN_SCORE_KINDS)
 from .metrics import InceptionFeatures
 from .domain import LeNet
@@ -227,13 +227,12 @@ def _check_scores(study:dict, cell:str, settings:dict, images,
     n = min(n_score or n_real, n_real)
     try: check_score_kinds(study['scores'], data)                     # logits for is, a test split for memorisation
     except FastGANError as e: raise FastGANError(f"cell {cell}: scores: {str(e).removeprefix('score ')}") from None
+    try: check_collapse_batch(study['scores'], n_score, images.images.shape[1])   # the run's own check, with the study's key
+    except FastGANError as e: raise FastGANError(f"cell {cell}: scores: {str(e).removeprefix('score ').replace('--n-score', 'n_score')}") from None
     for kind in study['scores']:
         k = 'domain' if kind == 'auto' and labelled else kind
         if k in ('domain', 'domain_spread') and not labelled:
             raise FastGANError(f"cell {cell}: scores: {kind} needs labelled data (2 or more classes) and {images.source} has one: use scores: [fid] or [kid]")
-        if k == 'collapse' and (n_score or COLLAPSE_N) < 64 * images.images.shape[1]:
-            raise FastGANError(f"cell {cell}: scores: collapse follows a fixed batch of {n_score or COLLAPSE_N} images (n_score) on {64 * images.images.shape[1]} "
-                               f"pixel features, and a Fréchet distance needs as many images as dimensions: raise n_score to {64 * images.images.shape[1]} or more")
         d = SCORE_DIMS.get(k, 0)
         if n < d: raise FastGANError(f"cell {cell}: scores: {kind} is a Fréchet distance on {d} feature dimensions and this cell scores {n} images "
                                      f"({'n_score' if n < n_real else 'all of its data'}); it needs {d} or more: raise n_score (and use data with as many images), "

@@ -130,7 +130,7 @@ def test_every_kind_through_a_study(split, tmp_path, fast_fid):
     (lambda t: t.replace('[fid_spread, memorisation, collapse]', '[memorisation]').replace('DATA', 'digits'),
      r"s.yaml, line 6: cell n_score=64: scores: memorisation needs held-out real images: digits .* has no test split"),
     (lambda t: t.replace('[fid_spread, memorisation, collapse]', '[collapse]').replace('DATA', 'digits'),
-     r"s.yaml, line 6: cell n_score=32: scores: collapse follows a fixed batch of 32 images .* raise n_score to 64 or more"),
+     r"s.yaml, line 6: cell n_score=32: scores: collapse compares batches of 32 images .* give n_score 64 or more"),
     (lambda t: t.replace('[fid_spread, memorisation, collapse]', '[fid_spread]').replace('DATA', 'digits'),
      r"s.yaml, line 6: cell n_score=64: scores: fid_spread is a Fréchet distance on 2048 feature dimensions"),
     (lambda t: t.replace('[fid_spread, memorisation, collapse]', '[is]').replace('DATA', 'digits'),
